@@ -1,0 +1,280 @@
+"""Turkish CLIP: a Turkish DistilBERT, mean-pooled and projected into CLIP ViT-B/32's space."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from transformers import CLIPVisionModel, DistilBertModel, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
+from transformers.utils import ModelOutput
+
+from .configuration_turkish_clip import TurkishCLIPConfig
+from .processing import TurkishCLIPProcessor
+
+try:  # transformers 5: these initialisers skip tensors already loaded from a checkpoint
+    from transformers import initialization as init
+except ImportError:  # transformers 4
+    from torch.nn import init
+
+
+@dataclass
+class TurkishCLIPOutput(ModelOutput):
+    r"""
+    logits_per_image (`torch.FloatTensor` of shape `(image_batch_size, text_batch_size)`):
+        Cosine similarities of each image to each text, multiplied by `logit_scale.exp()`.
+    logits_per_text (`torch.FloatTensor` of shape `(text_batch_size, image_batch_size)`):
+        The transpose of `logits_per_image`.
+    text_embeds (`torch.FloatTensor` of shape `(text_batch_size, projection_dim)`):
+        L2-normalised text embeddings.
+    image_embeds (`torch.FloatTensor` of shape `(image_batch_size, projection_dim)`):
+        L2-normalised image embeddings.
+    text_model_output (`BaseModelOutput`):
+        The DistilBERT tower's output.
+    vision_model_output (`BaseModelOutputWithPooling`):
+        The CLIP image tower's output.
+    """
+
+    logits_per_image: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    image_embeds: torch.FloatTensor | None = None
+    text_model_output: BaseModelOutput | None = None
+    vision_model_output: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self) -> tuple:
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in self.values())
+
+
+class MeanPooler(nn.Module):
+    """Mean of the token states over the attention mask, as the original `encode_text` computed it.
+
+    Padding must not dilute the mean, so padded positions are zeroed and the sum is divided by the
+    number of real tokens rather than by the padded length.
+    """
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
+        return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+
+class TurkishCLIPPreTrainedModel(PreTrainedModel):
+    config_class = TurkishCLIPConfig
+    base_model_prefix = "turkish_clip"
+    main_input_name = "input_ids"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["TransformerBlock", "CLIPEncoderLayer", "CLIPVisionEmbeddings"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, TurkishCLIPModel):
+            # A plain nn.Parameter is not covered by the generic initialiser; left alone it would
+            # load as uninitialised memory whenever a checkpoint lacks it.
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+            init.normal_(module.text_projection.weight, std=self.config.initializer_range)
+            init.zeros_(module.text_projection.bias)
+            init.normal_(module.visual_projection.weight, std=self.config.initializer_range)
+
+
+class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
+    """Embeds Turkish text and images into one space where cosine similarity ranks matches.
+
+    The text side is the original project's: DistilBERT token states, averaged over the attention
+    mask, then one Linear layer with bias (the Keras `Dense` head). The image side is OpenAI CLIP's
+    image tower with its bias-free projection. `logit_scale` is CLIP's learnt temperature, which
+    turns cosine similarities into calibrated softmax scores.
+    """
+
+    def __init__(self, config: TurkishCLIPConfig):
+        super().__init__(config)
+        self.text_model = DistilBertModel._from_config(config.text_config)
+        vision_model = CLIPVisionModel._from_config(config.vision_config)
+        # transformers 4 wraps the vision transformer one level deeper than transformers 5 does;
+        # taking the inner module keeps the weight names (`vision_model.embeddings...`) the same.
+        self.vision_model = getattr(vision_model, "vision_model", vision_model)
+        self.pooler = MeanPooler()
+        self.text_projection = nn.Linear(config.text_config.dim, config.projection_dim, bias=True)
+        self.visual_projection = nn.Linear(
+            config.vision_config.hidden_size, config.projection_dim, bias=False
+        )
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
+        self._processor = None
+        self._source_revision = None
+        self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        # encode_text/encode_image load the processor from the same place, at the same revision.
+        model._source_revision = kwargs.get("revision")
+        return model
+
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Projected (not normalised) text embeddings, shape `(batch, projection_dim)`."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden_states = self.text_model(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True
+        ).last_hidden_state
+        return self.text_projection(self.pooler(hidden_states, attention_mask))
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Projected (not normalised) image embeddings, shape `(batch, projection_dim)`."""
+        pixel_values = pixel_values.to(self.visual_projection.weight.dtype)
+        pooled = self.vision_model(pixel_values=pixel_values, return_dict=True).pooler_output
+        return self.visual_projection(pooled)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> TurkishCLIPOutput | tuple:
+        if input_ids is None or pixel_values is None:
+            raise ValueError(
+                "forward needs both input_ids and pixel_values; use get_text_features or "
+                "get_image_features for one side alone"
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        text_outputs = self.text_model(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True
+        )
+        pixel_values = pixel_values.to(self.visual_projection.weight.dtype)
+        vision_outputs = self.vision_model(pixel_values=pixel_values, return_dict=True)
+        text_embeds = self.text_projection(
+            self.pooler(text_outputs.last_hidden_state, attention_mask)
+        )
+        image_embeds = self.visual_projection(vision_outputs.pooler_output)
+        text_embeds = nn.functional.normalize(text_embeds, dim=-1)
+        image_embeds = nn.functional.normalize(image_embeds, dim=-1)
+        logits_per_text = text_embeds @ image_embeds.t() * self.logit_scale.exp()
+        output = TurkishCLIPOutput(
+            logits_per_image=logits_per_text.t(),
+            logits_per_text=logits_per_text,
+            text_embeds=text_embeds,
+            image_embeds=image_embeds,
+            text_model_output=text_outputs,
+            vision_model_output=vision_outputs,
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+    # Convenience API: Python strings and images in, embeddings out.
+
+    @torch.inference_mode()
+    def encode_text(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int = 32,
+        normalize: bool = True,
+        processor: TurkishCLIPProcessor | None = None,
+        return_numpy: bool = False,
+    ) -> torch.Tensor | np.ndarray:
+        """Embeds Turkish texts, one row per text in input order.
+
+        Texts are tokenised once, then run in batches of similar length so that short texts are
+        not padded to the longest one in the list.
+        """
+        processor = processor or self.processor
+        token_ids = processor.tokenize(texts)
+        embeddings = self.embed_token_ids(
+            token_ids, processor.tokenizer.pad_token_id, batch_size=batch_size
+        )
+        return self._finish(embeddings, normalize, return_numpy)
+
+    @torch.inference_mode()
+    def encode_image(
+        self,
+        images: Image.Image | str | Path | Iterable,
+        batch_size: int = 32,
+        normalize: bool = True,
+        processor: TurkishCLIPProcessor | None = None,
+        return_numpy: bool = False,
+    ) -> torch.Tensor | np.ndarray:
+        """Embeds images (PIL images, paths, bytes or arrays), one row per image in input order.
+
+        Images are opened batch by batch, so a long list of paths never sits in memory at once.
+        """
+        processor = processor or self.processor
+        if isinstance(images, (str, Path, bytes, Image.Image, np.ndarray, torch.Tensor)):
+            images = [images]
+        images = list(images)
+        if not images:
+            raise ValueError("encode_image got an empty list of images")
+        _check_batch_size(batch_size)
+        rows = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size]
+            pixels = processor.image_processor(batch, return_tensors="pt", first_index=start)
+            rows.append(self.get_image_features(pixels["pixel_values"].to(self.device)))
+        return self._finish(torch.cat(rows), normalize, return_numpy)
+
+    def embed_token_ids(
+        self, token_ids: list[list[int]], pad_token_id: int, batch_size: int = 32
+    ) -> torch.Tensor:
+        """Projected text embeddings for already tokenised texts, batched by length."""
+        _check_batch_size(batch_size)
+        order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+        out = None
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            input_ids, attention_mask = _pad([token_ids[i] for i in index], pad_token_id)
+            features = self.get_text_features(
+                input_ids.to(self.device), attention_mask.to(self.device)
+            )
+            if out is None:
+                out = features.new_empty(len(token_ids), features.shape[-1])
+            out[torch.tensor(index, device=out.device)] = features
+        return out
+
+    @property
+    def processor(self) -> TurkishCLIPProcessor:
+        """The processor saved beside the weights, loaded once on first use."""
+        if self._processor is None:
+            source = self.name_or_path
+            if not source:
+                raise ValueError(
+                    "this model was not loaded with from_pretrained, so there is no processor to "
+                    "load: pass processor=TurkishCLIPProcessor.from_pretrained(...)"
+                )
+            self._processor = TurkishCLIPProcessor.from_pretrained(
+                source, revision=self._source_revision
+            )
+        return self._processor
+
+    @processor.setter
+    def processor(self, value: TurkishCLIPProcessor) -> None:
+        self._processor = value
+
+    def _finish(
+        self, embeddings: torch.Tensor, normalize: bool, return_numpy: bool
+    ) -> torch.Tensor | np.ndarray:
+        embeddings = embeddings.float()
+        if normalize:
+            embeddings = nn.functional.normalize(embeddings, dim=-1)
+        return embeddings.cpu().numpy() if return_numpy else embeddings
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def _pad(sequences: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    longest = max(len(ids) for ids in sequences)
+    input_ids = torch.full((len(sequences), longest), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, : len(ids)] = 1
+    return input_ids, attention_mask

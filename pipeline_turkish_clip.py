@@ -1,0 +1,118 @@
+"""Zero-shot image classification with Turkish labels and prompt templates."""
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from transformers import Pipeline
+
+from .configuration_turkish_clip import DEFAULT_TEMPLATE
+from .image_loading import DEFAULT_MAX_PIXELS, load_image
+from .processing import MAX_TOKENS, prepare_texts, truncate_token_ids
+
+LABEL_CACHE_SIZE = 4096
+
+
+class TurkishCLIPZeroShotPipeline(Pipeline):
+    """`pipeline("zero-shot-image-classification", model=..., trust_remote_code=True)`.
+
+    Differences from transformers' own zero-shot pipeline: the default template is Turkish
+    (`config.default_template`, "bir {} fotoğrafı"); `hypothesis_template` may be a list, whose
+    embeddings are averaged per label and renormalised (prompt ensembling); label embeddings are
+    cached across calls, so classifying many images against the same labels encodes them once.
+    """
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._label_cache: OrderedDict = OrderedDict()
+
+    def __call__(self, image, candidate_labels: Sequence[str] | None = None, **kwargs):
+        if image is None and "images" in kwargs:
+            image = kwargs.pop("images")
+        if candidate_labels is None:
+            raise ValueError("candidate_labels is required: the Turkish labels to choose from")
+        return super().__call__(image, candidate_labels=candidate_labels, **kwargs)
+
+    def _sanitize_parameters(
+        self, candidate_labels=None, hypothesis_template=None, top_k=None, timeout=None, **kwargs
+    ):
+        preprocess = {}
+        if candidate_labels is not None:
+            preprocess["candidate_labels"] = prepare_texts(candidate_labels, what="label")
+        if hypothesis_template is not None:
+            preprocess["templates"] = _templates(hypothesis_template)
+        postprocess = {}
+        if top_k is not None:
+            if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+                raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+            postprocess["top_k"] = top_k
+        return preprocess, {}, postprocess
+
+    def preprocess(self, image, candidate_labels=None, templates=None):
+        max_pixels = getattr(self.image_processor, "max_image_pixels", DEFAULT_MAX_PIXELS)
+        pixels = self.image_processor(load_image(image, max_pixels), return_tensors="pt")
+        templates = templates or (self.model.config.default_template,)
+        return {
+            "pixel_values": pixels["pixel_values"],
+            "candidate_labels": candidate_labels,
+            "templates": templates,
+        }
+
+    def _forward(self, model_inputs):
+        labels, templates = model_inputs["candidate_labels"], model_inputs["templates"]
+        text_embeds = self.label_embeddings(labels, templates)
+        image_embeds = self.model.get_image_features(model_inputs["pixel_values"].to(self.device))
+        image_embeds = torch.nn.functional.normalize(image_embeds.float(), dim=-1)
+        logits = image_embeds @ text_embeds.t() * self.model.logit_scale.exp().float()
+        return {"candidate_labels": labels, "logits": logits}
+
+    def postprocess(self, model_outputs, top_k=None):
+        scores = model_outputs["logits"][0].softmax(dim=-1).tolist()
+        ranked = sorted(zip(scores, model_outputs["candidate_labels"]), key=lambda pair: -pair[0])
+        return [{"score": score, "label": label} for score, label in ranked[:top_k]]
+
+    def label_embeddings(self, labels: list[str], templates: tuple[str, ...]) -> torch.Tensor:
+        """Normalised (labels, dim) embeddings, averaged over templates; computed once per label."""
+        key_base = (templates, str(self.device), self.model.dtype)
+        missing = [
+            label for label in dict.fromkeys(labels) if (key_base, label) not in self._label_cache
+        ]
+        if missing:
+            self._encode_labels(missing, templates, key_base)
+        rows = []
+        for label in labels:
+            self._label_cache.move_to_end((key_base, label))
+            rows.append(self._label_cache[(key_base, label)])
+        while len(self._label_cache) > LABEL_CACHE_SIZE:
+            self._label_cache.popitem(last=False)
+        return torch.stack(rows)
+
+    def _encode_labels(self, labels: list[str], templates: tuple[str, ...], key_base) -> None:
+        prompts = [template.format(label) for label in labels for template in templates]
+        limit = min(self.tokenizer.model_max_length, MAX_TOKENS)
+        token_ids = self.tokenizer(prompts, truncation=False, verbose=False)["input_ids"]
+        token_ids = truncate_token_ids(token_ids, limit, self.tokenizer.sep_token_id, prompts)
+        embeds = self.model.embed_token_ids(token_ids, self.tokenizer.pad_token_id)
+        embeds = torch.nn.functional.normalize(embeds.float(), dim=-1)
+        per_label = embeds.view(len(labels), len(templates), -1).mean(dim=1)
+        per_label = torch.nn.functional.normalize(per_label, dim=-1)
+        for label, row in zip(labels, per_label):
+            self._label_cache[(key_base, label)] = row
+
+
+def _templates(value: str | Sequence[str]) -> tuple[str, ...]:
+    templates = (value,) if isinstance(value, str) else tuple(value)
+    if not templates:
+        raise ValueError("hypothesis_template is an empty list")
+    for template in templates:
+        if not isinstance(template, str) or template.count("{}") != 1:
+            raise ValueError(f"each hypothesis_template needs exactly one '{{}}', got {template!r}")
+    return tuple(prepare_texts(list(templates), what="template"))
+
+
+__all__ = ["TurkishCLIPZeroShotPipeline", "DEFAULT_TEMPLATE"]

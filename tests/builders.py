@@ -1,0 +1,61 @@
+"""Builders of tiny Turkish CLIP models for tests: random weights, real file formats."""
+
+from pathlib import Path
+
+import torch
+
+from turkish_clip import (
+    TurkishCLIPConfig,
+    TurkishCLIPImageProcessor,
+    TurkishCLIPModel,
+    TurkishCLIPProcessor,
+    save_model_folder,
+)
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TOKENIZER_DIR = FIXTURES / "tf_distilbert"
+IMAGE_SIZE = 32
+
+
+def tiny_config(**overrides) -> TurkishCLIPConfig:
+    """Two-layer towers, 16-dimensional embeddings, the fixture's 468-token Turkish vocabulary."""
+    values = dict(
+        text_config=dict(
+            vocab_size=468,
+            dim=32,
+            n_layers=2,
+            n_heads=4,
+            hidden_dim=64,
+            max_position_embeddings=512,
+        ),
+        vision_config=dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=IMAGE_SIZE,
+            patch_size=8,
+            projection_dim=16,
+        ),
+        projection_dim=16,
+    )
+    values.update(overrides)
+    return TurkishCLIPConfig(**values)
+
+
+def tiny_model(seed: int = 0, **overrides) -> TurkishCLIPModel:
+    torch.manual_seed(seed)
+    return TurkishCLIPModel(tiny_config(**overrides)).eval()
+
+
+def tiny_processor() -> TurkishCLIPProcessor:
+    from transformers import DistilBertTokenizerFast
+
+    tokenizer = DistilBertTokenizerFast.from_pretrained(TOKENIZER_DIR)
+    image_processor = TurkishCLIPImageProcessor(size=IMAGE_SIZE, crop_size=IMAGE_SIZE)
+    return TurkishCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def save_tiny_model_folder(directory: Path, seed: int = 0) -> Path:
+    """A complete model folder, as the converter writes it, holding a tiny random model."""
+    return save_model_folder(tiny_model(seed), tiny_processor(), directory)
