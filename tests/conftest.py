@@ -1,0 +1,95 @@
+"""Shared test fixtures: paths to committed fixtures and to the original project's data, and a
+tiny OpenAI-format CLIP archive built with OpenAI's own `clip` package."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
+# Data from the original project lives beside the repository and is never copied into it.
+SHARED_DIR = REPO_ROOT.parent / "shared" / "turkish-clip"
+
+# Sizes of the tiny CLIP: clip.model.CLIP derives heads as width // 64, so width 128 gives two
+# heads (a wrong head count in the converted config then changes the output).
+TINY_CLIP = {
+    "embed_dim": 16,
+    "image_resolution": 32,
+    "vision_layers": 2,
+    "vision_width": 128,
+    "vision_patch_size": 8,
+    "context_length": 8,
+    "vocab_size": 50,
+    "transformer_width": 64,
+    "transformer_heads": 1,
+    "transformer_layers": 1,
+}
+TINY_CLIP_LOGIT_SCALE = math.log(50.0)  # not clip's default log(1 / 0.07)
+
+
+@dataclass(frozen=True)
+class ClipArchive:
+    """A TorchScript CLIP archive on disk and what was put into it."""
+
+    path: Path
+    sizes: dict
+    logit_scale: float
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES_DIR
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The original project's data folder; tests needing it skip where it is absent."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"original turkish-clip data folder {SHARED_DIR} is absent on this machine")
+    return SHARED_DIR
+
+
+def _perturb_clip(model: torch.nn.Module, generator: torch.Generator) -> None:
+    """Move every parameter away from its initial value, so a dropped or swapped tensor shows.
+
+    clip initialises LayerNorms to weight 1 / bias 0 and attention biases to 0; a mapping bug
+    in those would be invisible without this.
+    """
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            noise = torch.randn(param.shape, generator=generator)
+            if name.endswith("logit_scale"):
+                param.fill_(TINY_CLIP_LOGIT_SCALE)
+            elif "ln_" in name and name.endswith(".weight"):  # ln_pre, ln_1, ..., ln_final
+                param.copy_(1.0 + 0.3 * noise)
+            elif name.endswith("bias"):
+                param.copy_(0.2 * noise)
+            else:
+                param.add_(0.02 * noise)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_archive(tmp_path_factory: pytest.TempPathFactory) -> ClipArchive:
+    """A tiny ViT CLIP saved the way OpenAI's archives are: traced TorchScript, fp16 weights."""
+    from clip.model import CLIP, convert_weights
+
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = CLIP(**TINY_CLIP).eval()
+    _perturb_clip(model, generator)
+    convert_weights(model)
+    image = torch.randn(2, 3, 32, 32, generator=generator).half()
+    text = torch.randint(0, TINY_CLIP["vocab_size"], (2, TINY_CLIP["context_length"]))
+    path = tmp_path_factory.mktemp("clip") / "tiny-vit.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.* deprecation notices
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # about MHA shape checks
+        traced = torch.jit.trace(model, (image, text), check_trace=False)
+        torch.jit.save(traced, str(path))
+    return ClipArchive(path=path, sizes=dict(TINY_CLIP), logit_scale=TINY_CLIP_LOGIT_SCALE)
