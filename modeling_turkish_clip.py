@@ -13,6 +13,11 @@ from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPo
 from transformers.utils import ModelOutput
 
 from .configuration_turkish_clip import TurkishCLIPConfig
+
+# transformers 4 copies only the direct relative imports of a module from a local folder, so every
+# model file the processor needs is imported here too.
+from .image_loading import load_image  # noqa: F401
+from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F401
 from .processing import TurkishCLIPProcessor
 
 try:  # transformers 5: these initialisers skip tensors already loaded from a checkpoint
@@ -128,7 +133,7 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Projected (not normalised) image embeddings, shape `(batch, projection_dim)`."""
         pixel_values = pixel_values.to(self.visual_projection.weight.dtype)
-        pooled = self.vision_model(pixel_values=pixel_values, return_dict=True).pooler_output
+        pooled = self.vision_model(pixel_values=pixel_values).pooler_output
         return self.visual_projection(pooled)
 
     def forward(
@@ -150,7 +155,7 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
             input_ids=input_ids, attention_mask=attention_mask, return_dict=True
         )
         pixel_values = pixel_values.to(self.visual_projection.weight.dtype)
-        vision_outputs = self.vision_model(pixel_values=pixel_values, return_dict=True)
+        vision_outputs = self.vision_model(pixel_values=pixel_values)
         text_embeds = self.text_projection(
             self.pooler(text_outputs.last_hidden_state, attention_mask)
         )

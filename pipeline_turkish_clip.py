@@ -8,6 +8,9 @@ from transformers import Pipeline
 
 from .configuration_turkish_clip import DEFAULT_TEMPLATE
 from .image_loading import DEFAULT_MAX_PIXELS, load_image
+
+# transformers 4 copies only the direct relative imports of a module from a local folder.
+from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F401
 from .processing import MAX_TOKENS, prepare_texts, truncate_token_ids
 
 LABEL_CACHE_SIZE = 4096

@@ -9,6 +9,8 @@ import transformers
 from transformers import DistilBertTokenizerFast, ProcessorMixin
 from transformers.image_processing_utils import BatchFeature
 
+# transformers 4 copies only the direct relative imports of a module from a local folder.
+from .image_loading import load_image  # noqa: F401
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor
 
 MAX_TOKENS = 512
