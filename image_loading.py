@@ -72,7 +72,7 @@ def _decode(file: Path | io.BytesIO, source: object, max_pixels: int | None) -> 
     except UnidentifiedImageError:
         raise ImageLoadError(f"{name} is not an image file Pillow can read") from None
     except OSError as error:
-        raise ImageLoadError(f"cannot open {name}: {error}") from None
+        raise ImageLoadError(f"{name} is truncated or corrupt: {error}") from None
     _check_size(image, source, max_pixels)
     try:
         image.seek(0)  # animated images: the first frame

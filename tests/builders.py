@@ -56,6 +56,6 @@ def tiny_processor() -> TurkishCLIPProcessor:
     return TurkishCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
-def save_tiny_model_folder(directory: Path, seed: int = 0) -> Path:
+def save_tiny_model_folder(directory: Path, seed: int = 0, **overrides) -> Path:
     """A complete model folder, as the converter writes it, holding a tiny random model."""
-    return save_model_folder(tiny_model(seed), tiny_processor(), directory)
+    return save_model_folder(tiny_model(seed, **overrides), tiny_processor(), directory)

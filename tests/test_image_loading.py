@@ -1,0 +1,216 @@
+"""Every kind of image input gets a correct RGB image or an error naming the input."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFile
+from turkish_clip.image_loading import ImageLoadError, load_image, to_rgb
+
+from turkish_clip import TurkishCLIPImageProcessor, image_loading
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(image: Image.Image, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", **kwargs)
+    return buffer.getvalue()
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + header
+    ihdr = struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    idat_data = zlib.compress(b"\x00" * 16)
+    idat = b"IDAT" + idat_data
+    idat_chunk = struct.pack(">I", len(idat_data)) + idat + struct.pack(">I", zlib.crc32(idat))
+    iend = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + idat_chunk + iend
+
+
+PHOTO = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8))
+
+
+@pytest.fixture
+def corrupt_files(tmp_path):
+    """The corrupted-file corpus, generated here."""
+    files = {
+        "truncated.jpg": jpeg_bytes(PHOTO)[:200],
+        "truncated.png": png_bytes(PHOTO)[:100],
+        "empty.jpg": b"",
+        "random.png": np.random.default_rng(1).bytes(4096),
+        "text.jpg": "bu bir resim değil".encode(),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("truncated.jpg", "truncated or corrupt"),
+        ("truncated.png", "truncated or corrupt|not an image"),
+        ("empty.jpg", "not an image"),
+        ("random.png", "not an image"),
+        ("text.jpg", "not an image"),
+    ],
+)
+def test_broken_files_name_the_file_and_the_problem(corrupt_files, name, reason):
+    with pytest.raises(ImageLoadError, match=reason) as error:
+        load_image(corrupt_files / name)
+    assert name in str(error.value)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.jpg"):
+        load_image(tmp_path / "nope.jpg")
+
+
+def test_truncated_images_are_not_allowed_globally(corrupt_files):
+    with pytest.raises(ImageLoadError):
+        load_image(corrupt_files / "truncated.jpg")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_batch_error_says_which_item_failed(corrupt_files):
+    processor = TurkishCLIPImageProcessor()
+    with pytest.raises(ImageLoadError, match=r"image 1 \(.*text.jpg"):
+        processor([PHOTO, corrupt_files / "text.jpg", PHOTO])
+
+
+def test_decompression_bomb_is_refused_from_the_header(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(bomb_png(100_000, 100_000))
+    assert path.stat().st_size < 200
+    with pytest.raises(ImageLoadError, match="bomb.png.*too large|bomb.png.*over the limit"):
+        load_image(path)
+
+
+def test_pixel_limit_can_be_set_by_the_caller(tmp_path):
+    big = Image.new("RGB", (300, 200), (1, 2, 3))
+    with pytest.raises(ImageLoadError, match="60,000 pixels, over the limit of 50,000"):
+        load_image(png_bytes(big), max_pixels=50_000)
+    assert load_image(png_bytes(big), max_pixels=60_000).size == (300, 200)
+    processor = TurkishCLIPImageProcessor(max_image_pixels=50_000)
+    with pytest.raises(ImageLoadError, match="over the limit"):
+        processor(png_bytes(big))
+
+
+def test_transparent_pixels_become_white_whatever_colour_is_under_them():
+    rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))  # fully transparent red
+    rgba.putpixel((0, 0), (0, 0, 255, 255))
+    rgb = to_rgb(rgba)
+    assert rgb.mode == "RGB"
+    assert rgb.getpixel((1, 1)) == (255, 255, 255)
+    assert rgb.getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_half_transparent_black_is_grey():
+    assert to_rgb(Image.new("LA", (1, 1), (0, 128))).getpixel((0, 0)) == (127, 127, 127)
+
+
+def test_palette_with_transparency_is_composited():
+    palette = Image.new("P", (2, 1))
+    palette.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    palette.putpixel((1, 0), 1)
+    palette.info["transparency"] = 0
+    rgb = load_image(png_bytes(palette))
+    assert rgb.getpixel((0, 0)) == (255, 255, 255)
+    assert rgb.getpixel((1, 0)) == (0, 255, 0)
+
+
+def test_sixteen_bit_images_are_scaled_not_clamped_to_white():
+    pixels = np.array([[0, 32768, 65535]], dtype=np.uint16)
+    image = Image.fromarray(pixels)
+    assert image.convert("RGB").getpixel((1, 0)) == (255, 255, 255)  # what Pillow alone does
+    rgb = to_rgb(image)
+    assert [rgb.getpixel((x, 0))[0] for x in range(3)] == [0, 128, 255]
+
+
+def test_sixteen_bit_png_file_is_scaled(tmp_path):
+    pixels = np.full((2, 2), 16384, dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(pixels).save(path)
+    assert load_image(path).getpixel((0, 0)) == (64, 64, 64)
+
+
+def test_float_images_are_scaled():
+    unit = Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32))
+    assert [to_rgb(unit).getpixel((x, 0))[0] for x in range(3)] == [0, 128, 255]
+    wide = Image.fromarray(np.array([[-10.0, 0.0, 10.0]], dtype=np.float32))
+    assert [to_rgb(wide).getpixel((x, 0))[0] for x in range(3)] == [0, 128, 255]
+
+
+def test_cmyk_and_bilevel_convert():
+    assert to_rgb(Image.new("CMYK", (1, 1), (0, 0, 0, 0))).getpixel((0, 0)) == (255, 255, 255)
+    assert to_rgb(Image.new("1", (1, 1), 1)).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied_to_files():
+    wide = Image.new("RGB", (40, 20), (200, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    data = jpeg_bytes(wide, exif=exif.tobytes())
+    assert load_image(data).size == (20, 40)
+
+
+def test_animated_gif_uses_the_first_frame(tmp_path):
+    frames = [Image.new("RGB", (8, 8), colour) for colour in [(255, 0, 0), (0, 0, 255)]]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    pixel = load_image(path).getpixel((4, 4))
+    assert pixel[0] > 200 and pixel[2] < 50
+
+
+@pytest.mark.parametrize("layout", ["hwc", "chw"])
+def test_arrays_and_tensors(layout):
+    pixels = np.asarray(PHOTO)
+    array = pixels if layout == "hwc" else pixels.transpose(2, 0, 1)
+    assert np.array_equal(np.asarray(load_image(array)), pixels)
+    assert np.array_equal(np.asarray(load_image(torch.from_numpy(array.copy()))), pixels)
+
+
+def test_unknown_input_type_is_named():
+    with pytest.raises(TypeError, match="dict"):
+        load_image({"not": "an image"})
+
+
+def test_url_download_has_a_timeout_and_a_size_cap(monkeypatch):
+    seen = {}
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args):
+            return False
+
+    def fake_urlopen(request, timeout):
+        seen["timeout"] = timeout
+        return Response(png_bytes(PHOTO))
+
+    monkeypatch.setattr(image_loading.urllib.request, "urlopen", fake_urlopen)
+    assert load_image("https://example.org/kedi.png").size == PHOTO.size
+    assert seen["timeout"] == image_loading.URL_TIMEOUT_SECONDS
+    monkeypatch.setattr(image_loading, "URL_MAX_BYTES", 100)
+    with pytest.raises(ImageLoadError, match="kedi.png.*larger than"):
+        load_image("https://example.org/kedi.png")
+
+
+def test_url_failure_names_the_url(monkeypatch):
+    def fail(request, timeout):
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(image_loading.urllib.request, "urlopen", fail)
+    with pytest.raises(ImageLoadError, match="https://example.org/yok.jpg.*timed out"):
+        load_image("https://example.org/yok.jpg")
