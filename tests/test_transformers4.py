@@ -1,0 +1,38 @@
+"""The same model folder gives the same outputs under transformers 4.57 as under 5.x."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from builders import save_tiny_model_folder
+
+SCRIPT = Path(__file__).with_name("load_folder.py")
+TRANSFORMERS4_PYTHON = os.environ.get("TURKISH_CLIP_TRANSFORMERS4_PYTHON")
+
+
+def outputs(python: str, folder: Path) -> dict:
+    run = subprocess.run(
+        [python, str(SCRIPT), str(folder)], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(
+    not TRANSFORMERS4_PYTHON,
+    reason="set TURKISH_CLIP_TRANSFORMERS4_PYTHON to a Python with transformers 4.57 "
+    "(requirements-transformers4.txt); .ci/run does",
+)
+def test_folder_loads_and_agrees_under_transformers4(tmp_path):
+    folder = save_tiny_model_folder(tmp_path / "model")
+    new, old = outputs(sys.executable, folder), outputs(TRANSFORMERS4_PYTHON, folder)
+    assert old["transformers"].startswith("4.57") and new["transformers"].startswith("5.")
+    for key in ("text", "image", "logits_per_image"):
+        np.testing.assert_allclose(old[key], new[key], atol=1e-5)
+    assert [row["label"] for row in old["pipeline"]] == [row["label"] for row in new["pipeline"]]
+    for a, b in zip(old["pipeline"], new["pipeline"]):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
