@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import torch
 from transformers import Pipeline
 
-from .configuration_turkish_clip import DEFAULT_TEMPLATE
+from .configuration_turkish_clip import DEFAULT_TEMPLATE, TURKISH_TEMPLATES
 from .image_loading import DEFAULT_MAX_PIXELS, load_image
 
 # transformers 4 copies only the direct relative imports of a module from a local folder.
@@ -24,6 +24,9 @@ class TurkishCLIPZeroShotPipeline(Pipeline):
     embeddings are averaged per label and renormalised (prompt ensembling); label embeddings are
     cached across calls, so classifying many images against the same labels encodes them once.
     """
+
+    # The curated Turkish templates, for ensembling: hypothesis_template=classifier.templates
+    templates = TURKISH_TEMPLATES
 
     _load_processor = False
     _load_image_processor = True
@@ -118,4 +121,4 @@ def _templates(value: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(prepare_texts(list(templates), what="template"))
 
 
-__all__ = ["TurkishCLIPZeroShotPipeline", "DEFAULT_TEMPLATE"]
+__all__ = ["TurkishCLIPZeroShotPipeline", "DEFAULT_TEMPLATE", "TURKISH_TEMPLATES"]

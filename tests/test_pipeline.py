@@ -57,6 +57,7 @@ def test_scores_sum_to_one_are_sorted_and_use_the_turkish_template(classifier, m
 
 
 def test_a_list_of_templates_averages_then_renormalises(classifier, model):
+    assert classifier.templates == TURKISH_TEMPLATES
     templates = list(TURKISH_TEMPLATES[:5])
     result = classifier(IMAGE, candidate_labels=LABELS, hypothesis_template=templates)
     expected = expected_scores(model, LABELS, templates)
