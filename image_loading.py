@@ -103,8 +103,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode == "P":
         mode = "RGBA" if "transparency" in image.info else "RGB"
         image = image.convert(mode)
-    elif mode == "PA":
-        image, mode = image.convert("RGBA"), "RGBA"
+    elif mode in ("PA", "La"):  # Pillow converts these to RGBA only by way of another mode
+        image = image.convert("RGBA" if mode == "PA" else "LA")
+        mode = image.mode
     if mode in _TRANSPARENT_MODES:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
