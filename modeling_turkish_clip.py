@@ -114,10 +114,11 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
         # encode_text/encode_image load the processor from the same place, at the same revision.
         model._source_revision = kwargs.get("revision")
-        return model
+        return loaded
 
     def get_text_features(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None

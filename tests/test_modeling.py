@@ -172,6 +172,14 @@ def test_missing_logit_scale_is_initialised_not_garbage(model_dir, tmp_path):
     assert loaded.logit_scale.item() == pytest.approx(2.0)
 
 
+def test_loading_info_can_be_requested(model_dir):
+    model, info = AutoModel.from_pretrained(
+        model_dir, trust_remote_code=True, output_loading_info=True
+    )
+    assert info["missing_keys"] == set() or info["missing_keys"] == []
+    assert model.encode_text(["kedi"]).shape == (1, 16)
+
+
 def test_weights_are_named_like_clip_and_the_original_parts():
     keys = set(tiny_model().state_dict())
     assert {"logit_scale", "text_projection.weight", "text_projection.bias"} <= keys
