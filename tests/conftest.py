@@ -93,3 +93,15 @@ def tiny_clip_archive(tmp_path_factory: pytest.TempPathFactory) -> ClipArchive:
         traced = torch.jit.trace(model, (image, text), check_trace=False)
         torch.jit.save(traced, str(path))
     return ClipArchive(path=path, sizes=dict(TINY_CLIP), logit_scale=TINY_CLIP_LOGIT_SCALE)
+
+
+@pytest.fixture(scope="session")
+def converted_model_dir(tmp_path_factory, fixtures_dir, tiny_clip_archive) -> Path:
+    """The committed stand-ins of the three original checkpoints, converted by hub_upload.py."""
+    import hub_upload
+
+    folder = tmp_path_factory.mktemp("converted") / "turkish-clip"
+    argv = ["convert", "--output", str(folder), "--text-model", str(fixtures_dir / "tf_distilbert")]
+    argv += ["--head", str(fixtures_dir / "head_tiny.h5"), "--clip", str(tiny_clip_archive.path)]
+    assert hub_upload.main(argv) == 0
+    return folder

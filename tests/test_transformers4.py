@@ -1,4 +1,4 @@
-"""The same model folder gives the same outputs under transformers 4.57 as under 5.x."""
+"""A converted folder gives the same outputs under transformers 4.57 as under 5.x."""
 
 import json
 import os
@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import save_tiny_model_folder
 
 SCRIPT = Path(__file__).with_name("load_folder.py")
 TRANSFORMERS4_PYTHON = os.environ.get("TURKISH_CLIP_TRANSFORMERS4_PYTHON")
@@ -27,8 +26,8 @@ def outputs(python: str, folder: Path) -> dict:
     reason="set TURKISH_CLIP_TRANSFORMERS4_PYTHON to a Python with transformers 4.57 "
     "(requirements-transformers4.txt); .ci/run does",
 )
-def test_folder_loads_and_agrees_under_transformers4(tmp_path):
-    folder = save_tiny_model_folder(tmp_path / "model")
+def test_converted_folder_loads_and_agrees_under_transformers4(converted_model_dir):
+    folder = converted_model_dir
     new, old = outputs(sys.executable, folder), outputs(TRANSFORMERS4_PYTHON, folder)
     assert old["transformers"].startswith("4.57") and new["transformers"].startswith("5.")
     for key in ("text", "image", "logits_per_image"):

@@ -1,0 +1,531 @@
+"""The command line on a tiny random model: outputs checked against the model's own embeddings and
+against hand-computed metrics."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import huggingface_hub.utils
+import numpy as np
+import pytest
+import transformers.utils.logging
+from builders import save_tiny_model_folder
+from PIL import Image
+from transformers import AutoModel
+
+import cli
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEMPLATES = ["bir {} fotoğrafı", "{} içeren bir resim"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_library_logging():
+    """cli.main quiets transformers for the whole process; other test modules expect defaults."""
+    verbosity = transformers.utils.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    hub_bars = not huggingface_hub.utils.are_progress_bars_disabled()
+    yield
+    transformers.utils.logging.set_verbosity(verbosity)
+    if bars:
+        transformers.utils.logging.enable_progress_bar()
+    if hub_bars:
+        huggingface_hub.utils.enable_progress_bars()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def model(model_dir: Path):
+    return AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
+
+
+def noise_image(path: Path, seed: int) -> Path:
+    """Random pixels: unlike solid colours, they give the random model clearly distinct images."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def run(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
+    code = cli.main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def hand_label_embeds(model, labels: list[str], templates: list[str]) -> np.ndarray:
+    """Prompt ensembling written out: normalised prompt embeddings averaged, then renormalised."""
+    rows = []
+    for label in labels:
+        prompts = [template.format(label) for template in templates]
+        mean = model.encode_text(prompts, return_numpy=True).mean(axis=0)
+        rows.append(mean / np.linalg.norm(mean))
+    return np.stack(rows)
+
+
+# Pure computations against hand values.
+
+
+def test_plan_update_sorts_files_into_kept_added_changed_removed() -> None:
+    indexed = [
+        {"path": "a.jpg", "size": 1, "mtime_ns": 10},
+        {"path": "b.jpg", "size": 2, "mtime_ns": 20},
+        {"path": "c.jpg", "size": 3, "mtime_ns": 30},
+        {"path": "d.jpg", "size": 4, "mtime_ns": 40},
+    ]
+    unreadable = [
+        {"path": "bad.jpg", "size": 5, "mtime_ns": 50, "reason": "x"},
+        {"path": "fixed.jpg", "size": 6, "mtime_ns": 60, "reason": "y"},
+    ]
+    found = {
+        "a.jpg": (1, 10),  # unchanged
+        "b.jpg": (9, 20),  # size changed
+        "d.jpg": (4, 41),  # mtime changed
+        "e.jpg": (7, 70),  # new
+        "bad.jpg": (5, 50),  # still the same broken file
+        "fixed.jpg": (6, 61),  # rewritten since it failed
+    }
+    plan = cli.plan_update(indexed, found, unreadable)
+    assert plan.keep == {"a.jpg": 0}
+    assert plan.added == ["e.jpg"]
+    assert plan.changed == ["b.jpg", "d.jpg", "fixed.jpg"]
+    assert plan.removed == ["c.jpg"]
+    assert plan.still_unreadable == [unreadable[0]]
+    assert plan.to_embed == ["b.jpg", "d.jpg", "e.jpg", "fixed.jpg"]
+    assert not cli.plan_update(indexed[:1], {"a.jpg": (1, 10)}).has_changes
+
+
+def test_classification_metrics_match_hand_computation() -> None:
+    logits = np.array(
+        [
+            [0.9, 0.1, 0.0],  # class 0, predicted 0
+            [0.2, 0.7, 0.1],  # class 0, predicted 1; 0 is second
+            [0.1, 0.8, 0.3],  # class 1, predicted 1
+            [0.5, 0.1, 0.4],  # class 2, predicted 0; 2 is second
+            [0.6, 0.3, 0.1],  # class 2, predicted 0; 2 is third
+        ]
+    )
+    targets = np.array([0, 0, 1, 2, 2])
+    metrics = cli.classification_metrics(logits, targets, k=2)
+    assert metrics["top1"] == pytest.approx(2 / 5)
+    assert metrics["topk"] == pytest.approx(4 / 5)
+    assert [entry["top1"] for entry in metrics["per_class"]] == [0.5, 1.0, 0.0]
+    assert [entry["images"] for entry in metrics["per_class"]] == [2, 1, 2]
+    assert metrics["confusions"] == [
+        {"true": 2, "predicted": 0, "count": 2},
+        {"true": 0, "predicted": 1, "count": 1},
+    ]
+
+
+def test_classification_metrics_leave_classes_without_images_unscored() -> None:
+    metrics = cli.classification_metrics(np.array([[1.0, 0.0]]), np.array([0]), k=1)
+    assert [entry["top1"] for entry in metrics["per_class"]] == [1.0, None]
+
+
+def test_retrieval_recall_matches_hand_computation() -> None:
+    # 4 captions x 3 images; image 2 has two captions (rows 2 and 3).
+    similarity = np.array(
+        [
+            [0.9, 0.1, 0.2],  # caption 0 -> image 0: rank 0
+            [0.8, 0.3, 0.5],  # caption 1 -> image 1: rank 2
+            [0.1, 0.6, 0.4],  # caption 2 -> image 2: rank 1
+            [0.0, 0.2, 0.7],  # caption 3 -> image 2: rank 0
+        ]
+    )
+    recall = cli.retrieval_recall(similarity, np.array([0, 1, 2, 2]), ks=(1, 2))
+    assert recall["text_to_image"] == {"R@1": 2 / 4, "R@2": 3 / 4}
+    # Image 0: its caption 0 (0.9) is first. Image 1: caption 1 (0.3) is behind caption 2 (0.6)
+    # and caption 3 (0.2) is below it: rank 1. Image 2: best own caption 3 (0.7) is first.
+    assert recall["image_to_text"] == {"R@1": 2 / 3, "R@2": 3 / 3}
+
+
+def test_scan_images_matches_extensions_case_insensitively(tmp_path: Path) -> None:
+    for name in ["a.JPG", "b.tiff", "c.txt", "sub/d.webp", "e.jpeg.bak", "sub/deep/f.Png"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    assert sorted(cli.scan_images(tmp_path)) == ["a.JPG", "b.tiff", "sub/d.webp", "sub/deep/f.Png"]
+
+
+def test_class_labels_from_folder_names_txt_and_json(tmp_path: Path) -> None:
+    assert cli.read_class_labels(tmp_path, ["kedi", "köpek"]) == {"kedi": "kedi", "köpek": "köpek"}
+    (tmp_path / "classes.txt").write_text("# folder\tlabel\ncat\tkedi\n\ndog\tköpek\n")
+    assert cli.read_class_labels(tmp_path, ["cat", "dog"]) == {"cat": "kedi", "dog": "köpek"}
+    with pytest.raises(cli.CLIError, match="no label for folder.*bird"):
+        cli.read_class_labels(tmp_path, ["bird", "cat"])
+    (tmp_path / "classes.txt").unlink()
+    (tmp_path / "classes.json").write_text('{"cat": "kedi", "dog": "kedi"}')
+    with pytest.raises(cli.CLIError, match="share the label.*kedi"):
+        cli.read_class_labels(tmp_path, ["cat", "dog"])
+
+
+# Commands on the tiny model.
+
+
+def test_help_runs_as_a_script() -> None:
+    result = subprocess.run(
+        [sys.executable, "cli.py", "--help"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for command in ("classify", "index", "search", "evaluate"):
+        assert command in result.stdout
+
+
+def test_classify_json_matches_the_model(capsys, tmp_path, model_dir, model) -> None:
+    images = [noise_image(tmp_path / f"{i}.png", i) for i in range(2)]
+    labels = ["kedi", "köpek", "deniz"]
+    code, out, _ = run(
+        capsys, "classify", *images, "--labels", *labels, "--json", "--model", model_dir
+    )
+    assert code == 0
+    results = json_lines(out)
+    assert [result["image"] for result in results] == [str(image) for image in images]
+    scale = model.logit_scale.exp().item()
+    label_embeds = hand_label_embeds(model, labels, [model.config.default_template])
+    expected = softmax(scale * model.encode_image(images, return_numpy=True) @ label_embeds.T)
+    for result, probabilities in zip(results, expected):
+        scores = [item["score"] for item in result["labels"]]
+        assert scores == sorted(scores, reverse=True)
+        assert sum(scores) == pytest.approx(1.0, abs=1e-5)
+        by_label = {item["label"]: item["score"] for item in result["labels"]}
+        assert [by_label[label] for label in labels] == pytest.approx(probabilities, abs=1e-4)
+
+
+def test_classify_ensembles_templates_and_honours_top_k(capsys, tmp_path, model_dir, model):
+    image = noise_image(tmp_path / "a.png", 3)
+    labels = ["kedi", "köpek", "deniz", "orman"]
+    code, out, _ = run(
+        capsys,
+        "classify",
+        image,
+        "--labels",
+        *labels,
+        "--template",
+        *TEMPLATES,
+        "--top-k",
+        2,
+        "--json",
+        "--model",
+        model_dir,
+    )
+    assert code == 0
+    [result] = json_lines(out)
+    scale = model.logit_scale.exp().item()
+    image_embed = model.encode_image([image], return_numpy=True)[0]
+    probabilities = softmax(scale * hand_label_embeds(model, labels, TEMPLATES) @ image_embed)
+    best = np.argsort(-probabilities)[:2]
+    assert [item["label"] for item in result["labels"]] == [labels[i] for i in best]
+    assert [item["score"] for item in result["labels"]] == pytest.approx(probabilities[best], 1e-4)
+
+
+def test_classify_table_reports_unreadable_image_and_goes_on(capsys, tmp_path, model_dir) -> None:
+    good = noise_image(tmp_path / "good.png", 0)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(os.urandom(200))
+    code, out, err = run(
+        capsys, "classify", bad, good, "--labels", "kedi", "köpek", "--model", model_dir
+    )
+    assert code == 1
+    assert "bad.jpg" in err and "Traceback" not in err
+    lines = out.splitlines()
+    assert lines[0] == str(good)
+    assert sorted(line.split()[-1] for line in lines[1:]) == ["kedi", "köpek"]
+
+
+@pytest.mark.parametrize("labels", [[], [" "]])
+def test_classify_refuses_empty_labels(capsys, tmp_path, model_dir, labels) -> None:
+    image = noise_image(tmp_path / "a.png", 0)
+    code, _, err = run(capsys, "classify", image, "--model", model_dir, "--labels", *labels)
+    assert code != 0
+    # argparse prints its usage first; the last line is the one-line error
+    assert "--labels" in err.strip().splitlines()[-1] and "Traceback" not in err
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    for seed, name in enumerate(["a.png", "b.PNG", "sub/c.png", "sub/deeper/d.png"]):
+        noise_image(folder / name, seed)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "broken.jpg").write_bytes(os.urandom(300))
+    return folder
+
+
+@pytest.fixture
+def counting(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Counts model loads and the pixel arrays that reach encode_image."""
+    seen = {"loads": 0, "images": []}
+    load = cli.load_model
+
+    def counting_load(name: str, revision: str | None):
+        seen["loads"] += 1
+        model = load(name, revision)
+        encode = model.encode_image
+
+        def encode_image(images, **kwargs):
+            seen["images"] += [np.asarray(image) for image in images]
+            return encode(images, **kwargs)
+
+        model.encode_image = encode_image
+        return model
+
+    monkeypatch.setattr(cli, "load_model", counting_load)
+    return seen
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_index_embeds_every_image_and_skips_unreadable(capsys, tmp_path, photos, model_dir, model):
+    index = tmp_path / "index"
+    code, out, err = run(capsys, "index", photos, "--index", index, "--model", model_dir)
+    assert code == 0
+    assert "broken.jpg" in err and "Traceback" not in err
+    assert "4 images" in out and "1 unreadable" in out
+    meta = json.loads((index / "meta.json").read_text())
+    assert (meta["model"], meta["revision"], meta["dim"]) == (str(model_dir.resolve()), None, 16)
+    assert meta["root"] == str(photos.resolve())
+    assert [entry["path"] for entry in meta["unreadable"]] == ["broken.jpg"]
+    files = json_lines((index / meta["files"]).read_text())
+    paths = [entry["path"] for entry in files]
+    assert paths == ["a.png", "b.PNG", "sub/c.png", "sub/deeper/d.png"]
+    assert files[0]["size"] == (photos / "a.png").stat().st_size
+    embeddings = np.load(index / meta["embeddings"])
+    assert embeddings.dtype == np.float32 and embeddings.shape == (4, 16)
+    expected = model.encode_image([photos / path for path in paths], return_numpy=True)
+    np.testing.assert_allclose(embeddings, expected, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_search_by_image_finds_itself_first(capsys, tmp_path, photos, model_dir) -> None:
+    index = tmp_path / "index"
+    assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 0
+    for name in ["a.png", "sub/c.png"]:
+        code, out, _ = run(capsys, "search", "--image", photos / name, "--index", index, "--json")
+        assert code == 0
+        hits = json_lines(out)
+        assert len(hits) == 4  # top-k 10, capped at the index size
+        assert hits[0]["path"] == str((photos / name).resolve())
+        assert hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+        assert all(hit["score"] < 0.9999 for hit in hits[1:])
+
+
+def test_search_by_text_ranks_by_cosine(capsys, tmp_path, photos, model_dir, model) -> None:
+    index = tmp_path / "index"
+    assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 0
+    code, out, _ = run(
+        capsys, "search", "sahilde koşan bir köpek", "--index", index, "--top-k", 2, "--json"
+    )
+    assert code == 0
+    hits = json_lines(out)
+    paths = ["a.png", "b.PNG", "sub/c.png", "sub/deeper/d.png"]
+    text = model.encode_text(["sahilde koşan bir köpek"], return_numpy=True)[0]
+    scores = model.encode_image([photos / p for p in paths], return_numpy=True) @ text
+    best = np.argsort(-scores)[:2]
+    assert [hit["path"] for hit in hits] == [str(photos.resolve() / paths[i]) for i in best]
+    assert [hit["score"] for hit in hits] == pytest.approx(scores[best], abs=1e-5)
+    assert [hit["rank"] for hit in hits] == [1, 2]
+
+
+def test_index_update_adds_changes_and_drops_without_reembedding(
+    capsys, tmp_path, photos, model_dir, counting
+) -> None:
+    index = tmp_path / "index"
+    assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 0
+    assert len(counting["images"]) == 4
+    counting["images"].clear()
+
+    (photos / "b.PNG").unlink()
+    added = noise_image(photos / "sub/e.png", 10)
+    changed = noise_image(photos / "a.png", 11)
+    os.utime(changed, ns=(1, 1))  # a new mtime whatever the clock's resolution
+    code, out, err = run(capsys, "index", photos, "--index", index)
+    assert code == 0
+    assert "1 added, 1 updated, 1 removed, 2 unchanged, 1 unreadable" in out
+    assert "broken.jpg" in err and "unchanged since the last run" in err
+    # Only the new and the changed file reached the model; the broken one was not retried.
+    assert len(counting["images"]) == 2
+    for image, path in zip(counting["images"], [changed, added]):
+        np.testing.assert_array_equal(image, pixels(path))
+
+    _, out, _ = run(capsys, "search", "--image", added, "--index", index, "--json")
+    hits = json_lines(out)
+    assert hits[0]["path"] == str(added.resolve())
+    assert str((photos / "b.PNG").resolve()) not in [hit["path"] for hit in hits]
+    assert len(hits) == 4
+
+    loads = counting["loads"]
+    code, out, _ = run(capsys, "index", photos, "--index", index)
+    assert code == 0 and "up to date" in out
+    assert counting["loads"] == loads  # nothing to embed: the model is not even loaded
+
+
+def test_interrupted_index_write_keeps_the_previous_index(
+    capsys, tmp_path, photos, model_dir, monkeypatch
+) -> None:
+    index = tmp_path / "index"
+    write = cli._write_atomically
+
+    def crash_on_meta(path: Path, writer) -> None:
+        if path.name == "meta.json":
+            raise KeyboardInterrupt
+        write(path, writer)
+
+    monkeypatch.setattr(cli, "_write_atomically", crash_on_meta)
+    assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 130
+    assert cli.load_index(index) is None  # the first write never became an index
+    monkeypatch.undo()
+    assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 0
+    before = sorted(p.name for p in index.iterdir())
+
+    noise_image(photos / "new.png", 20)
+    (index / ".meta.json.x1y2.tmp").write_text("{")  # as a killed process leaves it
+    monkeypatch.setattr(cli, "_write_atomically", crash_on_meta)
+    assert run(capsys, "index", photos, "--index", index)[0] == 130
+    old = cli.load_index(index)
+    assert len(old.files) == 4 and "new.png" not in [entry["path"] for entry in old.files]
+    monkeypatch.undo()
+    assert run(capsys, "index", photos, "--index", index)[0] == 0
+    assert len(cli.load_index(index).files) == 5
+    # Leftovers of the crashed runs are gone: one generation of data files and meta.json.
+    after = sorted(p.name for p in index.iterdir())
+    assert before == ["embeddings.1.npy", "files.1.jsonl", "meta.json"]
+    assert after == ["embeddings.2.npy", "files.2.jsonl", "meta.json"]
+
+
+def test_index_refuses_another_model(capsys, tmp_path, photos, model_dir) -> None:
+    index = tmp_path / "index"
+    assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 0
+    for command in (["index", photos], ["search", "deniz"]):
+        code, out, err = run(capsys, *command, "--index", index, "--model", "someone/other-clip")
+        assert code == 1 and out == ""
+        assert "someone/other-clip" in err and str(model_dir.resolve()) in err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_index_refuses_missing_folder_and_foreign_index_folder(capsys, tmp_path, photos) -> None:
+    code, _, err = run(capsys, "index", tmp_path / "nowhere", "--index", tmp_path / "index")
+    assert code == 1 and "nowhere" in err and "not found" in err
+    foreign = tmp_path / "documents"
+    foreign.mkdir()
+    (foreign / "thesis.txt").write_text("keep me")
+    code, _, err = run(capsys, "index", photos, "--index", foreign)
+    assert code == 1 and "holds no index" in err
+    assert (foreign / "thesis.txt").read_text() == "keep me"
+
+
+def test_search_needs_an_index_and_one_query(capsys, tmp_path) -> None:
+    code, _, err = run(capsys, "search", "deniz", "--index", tmp_path / "missing")
+    assert code == 1 and "no index" in err
+    code, _, err = run(capsys, "search", "--index", tmp_path / "missing")
+    assert code == 1 and "--image" in err
+
+
+@pytest.mark.parametrize("mapping", ["classes.txt", "classes.json"])
+def test_evaluate_folder_matches_hand_accuracy(capsys, tmp_path, model_dir, model, mapping):
+    labels = {"cat": "kedi", "dog": "köpek", "bird": "kuş", "sea": "deniz", "car": "araba"}
+    labels["tree"] = "ağaç"
+    root = tmp_path / "dataset"
+    for index, folder in enumerate(labels):
+        for i in range(2):
+            noise_image(root / folder / f"{i}.png", 100 + 2 * index + i)
+    if mapping == "classes.txt":
+        (root / mapping).write_text("".join(f"{f}\t{label}\n" for f, label in labels.items()))
+    else:
+        (root / mapping).write_text(json.dumps(labels, ensure_ascii=False))
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--images",
+        root,
+        "--template",
+        *TEMPLATES,
+        "--json",
+        "--model",
+        model_dir,
+    )
+    assert code == 0
+    report = json.loads(out)
+    folders = sorted(labels)
+    label_list = [labels[f] for f in folders]
+    paths = [root / f / f"{i}.png" for f in folders for i in range(2)]
+    targets = np.repeat(np.arange(len(folders)), 2)
+    image_embeds = model.encode_image(paths, return_numpy=True)
+    assert (report["images"], report["classes"], report["k"]) == (12, 6, 5)
+    for name, templates in (("single", ["bir {} fotoğrafı"]), ("ensemble", TEMPLATES)):
+        logits = image_embeds @ hand_label_embeds(model, label_list, templates).T
+        ranked = np.argsort(-logits, axis=1)
+        result = report[name]
+        assert result["templates"] == templates
+        assert result["top1"] == pytest.approx(np.mean(ranked[:, 0] == targets))
+        assert result["topk"] == pytest.approx(np.mean((ranked[:, :5] == targets[:, None]).any(1)))
+        per_class = [np.mean(ranked[targets == c, 0] == c) for c in range(len(folders))]
+        assert [entry["top1"] for entry in result["per_class"]] == pytest.approx(per_class)
+        assert [entry["label"] for entry in result["per_class"]] == label_list
+        wrong = int((ranked[:, 0] != targets).sum())
+        assert sum(entry["count"] for entry in result["confusions"]) == wrong
+
+
+def test_evaluate_folder_table_and_missing_folder(capsys, tmp_path, model_dir) -> None:
+    for index, folder in enumerate(["kedi", "köpek"]):
+        noise_image(tmp_path / "data" / folder / "0.png", index)
+    code, out, _ = run(capsys, "evaluate", "--images", tmp_path / "data", "--model", model_dir)
+    assert code == 0
+    assert "2 images, 2 classes" in out and "16 templates" in out and "top-2" in out
+    code, _, err = run(capsys, "evaluate", "--images", tmp_path / "absent", "--model", model_dir)
+    assert code == 1 and "absent" in err and "not found" in err
+
+
+def test_evaluate_captions_matches_hand_recall(capsys, tmp_path, model_dir, model) -> None:
+    names = [f"img{i}.png" for i in range(4)]
+    for seed, name in enumerate(names):
+        noise_image(tmp_path / "images" / name, seed + 50)
+    (tmp_path / "images" / "broken.png").write_bytes(os.urandom(100))
+    captions = [
+        ("img0.png", "sahilde koşan bir köpek"),
+        ("img1.png", "masada oturan kedi"),
+        ("img2.png", "ormanda yürüyen adam"),
+        ("img2.png", "parkta oynayan çocuk"),
+        ("img3.png", "kırmızı bir araba"),
+        ("broken.png", "mavi deniz"),
+    ]
+    tsv = tmp_path / "captions.tsv"
+    tsv.write_text("".join(f"images/{name}\t{text}\n" for name, text in captions))
+    code, out, err = run(capsys, "evaluate", "--captions", tsv, "--json", "--model", model_dir)
+    assert code == 0 and "broken.png" in err
+    report = json.loads(out)
+    assert (report["captions"], report["images"]) == (5, 4)
+    texts = model.encode_text([text for _, text in captions[:5]], return_numpy=True)
+    images = model.encode_image([tmp_path / "images" / n for n in names], return_numpy=True)
+    similarity = texts @ images.T
+    owner = [0, 1, 2, 2, 3]
+    text_rank = [int((similarity[i] > similarity[i, owner[i]]).sum()) for i in range(5)]
+    image_rank = []
+    for j in range(4):
+        best = max(similarity[i, j] for i in range(5) if owner[i] == j)
+        image_rank.append(int((similarity[:, j] > best).sum()))
+    for k in (1, 5, 10):
+        assert report["text_to_image"][f"R@{k}"] == pytest.approx(np.mean(np.less(text_rank, k)))
+        assert report["image_to_text"][f"R@{k}"] == pytest.approx(np.mean(np.less(image_rank, k)))
+
+
+def test_evaluate_captions_refuses_malformed_lines(capsys, tmp_path, model_dir) -> None:
+    tsv = tmp_path / "captions.tsv"
+    tsv.write_text("a.png\tbir kedi\nb.png without a tab\n")
+    code, _, err = run(capsys, "evaluate", "--captions", tsv, "--model", model_dir)
+    assert code == 1 and "line 2" in err
