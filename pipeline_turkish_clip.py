@@ -11,7 +11,7 @@ from .image_loading import DEFAULT_MAX_PIXELS, load_image
 
 # transformers 4 copies only the direct relative imports of a module from a local folder.
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F401
-from .processing import MAX_TOKENS, prepare_texts, truncate_token_ids
+from .processing import prepare_texts, tokenize_texts
 
 LABEL_CACHE_SIZE = 4096
 
@@ -100,9 +100,7 @@ class TurkishCLIPZeroShotPipeline(Pipeline):
 
     def _encode_labels(self, labels: list[str], templates: tuple[str, ...], key_base) -> None:
         prompts = [template.format(label) for label in labels for template in templates]
-        limit = min(self.tokenizer.model_max_length, MAX_TOKENS)
-        token_ids = self.tokenizer(prompts, truncation=False, verbose=False)["input_ids"]
-        token_ids = truncate_token_ids(token_ids, limit, self.tokenizer.sep_token_id, prompts)
+        token_ids = tokenize_texts(self.tokenizer, prompts)
         embeds = self.model.embed_token_ids(token_ids, self.tokenizer.pad_token_id)
         embeds = torch.nn.functional.normalize(embeds.float(), dim=-1)
         per_label = embeds.view(len(labels), len(templates), -1).mean(dim=1)

@@ -83,19 +83,11 @@ class TurkishCLIPProcessor(ProcessorMixin):
         return batch
 
     def tokenize(self, texts: str | Sequence[str]) -> list[list[int]]:
-        """Token ids per text, with [CLS]/[SEP], truncated to `model_max_length` with a warning."""
-        texts = prepare_texts(texts)
-        limit = min(self.tokenizer.model_max_length, MAX_TOKENS)
-        ids = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)
-        return truncate_token_ids(ids["input_ids"], limit, self.tokenizer.sep_token_id, texts)
+        """Token ids per text, with [CLS]/[SEP], truncated to 512 tokens with a warning."""
+        return tokenize_texts(self.tokenizer, prepare_texts(texts))
 
     def pad(self, token_ids: list[list[int]]) -> dict[str, torch.Tensor]:
-        longest = max(len(ids) for ids in token_ids)
-        pad_id = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([ids + [pad_id] * (longest - len(ids)) for ids in token_ids])
-        attention_mask = torch.tensor(
-            [[1] * len(ids) + [0] * (longest - len(ids)) for ids in token_ids]
-        )
+        input_ids, attention_mask = pad_token_ids(token_ids, self.tokenizer.pad_token_id)
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     @property
@@ -103,7 +95,30 @@ class TurkishCLIPProcessor(ProcessorMixin):
         return ["input_ids", "attention_mask", "pixel_values"]
 
 
-def truncate_token_ids(
+def tokenize_texts(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of prepared texts (see `prepare_texts`), cut to 512 tokens with a warning.
+
+    Tokenising without truncation first is what lets the warning say which texts were cut.
+    """
+    limit = min(tokenizer.model_max_length, MAX_TOKENS)
+    ids = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    return _truncate(ids, limit, tokenizer.sep_token_id, texts)
+
+
+def pad_token_ids(
+    token_ids: list[list[int]], pad_token_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`input_ids` padded to the longest sequence, and the attention mask that marks real tokens."""
+    longest = max(len(ids) for ids in token_ids)
+    input_ids = torch.full((len(token_ids), longest), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(token_ids), longest), dtype=torch.long)
+    for row, ids in enumerate(token_ids):
+        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, : len(ids)] = 1
+    return input_ids, attention_mask
+
+
+def _truncate(
     token_ids: list[list[int]], limit: int, sep_token_id: int, texts: list[str]
 ) -> list[list[int]]:
     """Cuts sequences longer than `limit` the way the tokenizer's truncation does, keeping [SEP]."""
