@@ -11,157 +11,41 @@ torch and transformers are imported only inside the commands, so `--help` answer
 
 import argparse
 import json
-import os
 import sys
-import tempfile
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
+from evaluation import (
+    RECALL_KS,
+    classification_metrics,
+    ensemble_embeddings,
+    read_captions,
+    read_class_labels,
+    retrieval_recall,
+)
+from image_index import (
+    INDEX_FORMAT,
+    INDEX_VERSION,
+    Index,
+    UpdatePlan,
+    load_index,
+    plan_update,
+    save_index,
+    scan_images,
+    top_matches,
+)
+
 # The folder that `python hub_upload.py convert --output turkish-clip` writes.
 DEFAULT_MODEL = "turkish-clip"
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-INDEX_FORMAT = "turkish-clip-index"
-INDEX_VERSION = 1
-# Data files and the temporary files _write_atomically makes; meta.json says which are current.
-INDEX_DATA_PATTERNS = (
-    "embeddings.*.npy",
-    "files.*.jsonl",
-    ".embeddings.*.tmp",
-    ".files.*.tmp",
-    ".meta.json.*.tmp",
-)
-RECALL_KS = (1, 5, 10)
-TOP_CONFUSIONS = 10
 
 
 class CLIError(Exception):
     """Bad input, reported as one line on stderr without a traceback."""
 
 
-# Pure computations: no model, no files.
-
-
-@dataclass
-class UpdatePlan:
-    """What an index update does; `keep` maps each unchanged path to its row in the old index."""
-
-    keep: dict[str, int] = field(default_factory=dict)
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    still_unreadable: list[dict] = field(default_factory=list)
-
-    @property
-    def to_embed(self) -> list[str]:
-        return sorted(self.added + self.changed)
-
-    @property
-    def has_changes(self) -> bool:
-        return bool(self.added or self.changed or self.removed)
-
-
-def plan_update(
-    indexed: Sequence[dict],
-    found: dict[str, tuple[int, int]],
-    unreadable: Sequence[dict] = (),
-) -> UpdatePlan:
-    """Compares the index's entries with the files on disk (`path -> (size, mtime_ns)`).
-
-    Size and modification time are what a file system gives for free; hashing every image on
-    each run would cost about as much as embedding it again. Files that failed to open last time
-    (`unreadable`) are tried again only once they change, so one broken file does not make every
-    run reload the model and rewrite the index.
-    """
-    plan = UpdatePlan()
-    rows = {entry["path"]: row for row, entry in enumerate(indexed)}
-    failed = {entry["path"]: entry for entry in unreadable}
-    for path in sorted(found):
-        known = indexed[rows[path]] if path in rows else failed.get(path)
-        if known is None:
-            plan.added.append(path)
-        elif (known["size"], known["mtime_ns"]) != found[path]:
-            plan.changed.append(path)
-        elif path in rows:
-            plan.keep[path] = rows[path]
-        else:
-            plan.still_unreadable.append(known)
-    plan.removed = sorted(path for path in rows if path not in found)
-    return plan
-
-
-def classification_metrics(logits: np.ndarray, targets: np.ndarray, k: int) -> dict:
-    """Top-1 and top-k accuracy, per-class top-1 accuracy and the commonest top-1 confusions.
-
-    `logits` is (images, classes); `targets` holds each image's class index. Classes without
-    images get `None` accuracy rather than 0, so they do not read as failures.
-    """
-    ranked = np.argsort(-logits, axis=1, kind="stable")
-    predicted = ranked[:, 0]
-    correct = predicted == targets
-    in_top_k = (ranked[:, :k] == targets[:, None]).any(axis=1)
-    per_class = []
-    for index in range(logits.shape[1]):
-        mask = targets == index
-        count = int(mask.sum())
-        per_class.append({"images": count, "top1": float(correct[mask].mean()) if count else None})
-    wrong = Counter(zip(targets[~correct].tolist(), predicted[~correct].tolist()))
-    confusions = [
-        {"true": int(true), "predicted": int(pred), "count": count}
-        for (true, pred), count in sorted(wrong.items(), key=lambda item: (-item[1], item[0]))
-    ]
-    return {
-        "top1": float(correct.mean()),
-        "topk": float(in_top_k.mean()),
-        "per_class": per_class,
-        "confusions": confusions[:TOP_CONFUSIONS],
-    }
-
-
-def retrieval_recall(
-    similarity: np.ndarray, caption_images: np.ndarray, ks: Sequence[int] = RECALL_KS
-) -> dict:
-    """Recall@k both ways from a (captions, images) similarity matrix.
-
-    Caption i's positive is image `caption_images[i]`; an image's positives are all its captions,
-    and it counts as found when the best of them is in the top k. A positive's rank is the number
-    of candidates scoring strictly higher, so ties count in its favour.
-    """
-    positive = similarity[np.arange(len(caption_images)), caption_images]
-    text_rank = (similarity > positive[:, None]).sum(axis=1)
-    best_caption = np.full(similarity.shape[1], -np.inf)
-    np.maximum.at(best_caption, caption_images, positive)
-    has_caption = np.isfinite(best_caption)
-    per_image = similarity.transpose()
-    image_rank = (per_image > best_caption[:, None]).sum(axis=1)[has_caption]
-    return {
-        "text_to_image": {f"R@{k}": float((text_rank < k).mean()) for k in ks},
-        "image_to_text": {f"R@{k}": float((image_rank < k).mean()) for k in ks},
-    }
-
-
-def top_matches(embeddings: np.ndarray, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """Rows with the highest cosine similarity to `query`; both sides are L2-normalised."""
-    scores = embeddings @ query
-    order = np.argsort(-scores, kind="stable")[:k]
-    return [(int(row), float(scores[row])) for row in order]
-
-
-def ensemble_embeddings(prompt_embeds: np.ndarray, n_labels: int) -> np.ndarray:
-    """Per-label mean of normalised prompt embeddings, renormalised: the pipeline's ensembling.
-
-    `prompt_embeds` rows are ordered label by label, each label's templates together.
-    """
-    mean = prompt_embeds.reshape(n_labels, -1, prompt_embeds.shape[-1]).mean(axis=1)
-    return mean / np.linalg.norm(mean, axis=1, keepdims=True)
-
-
-# Files: image folders, class mappings, caption files, the index.
+# Files.
 
 
 def existing_dir(path: str, what: str) -> Path:
@@ -171,163 +55,6 @@ def existing_dir(path: str, what: str) -> Path:
             f"{what} {path!r} is not a folder" if folder.exists() else f"{what} {path!r} not found"
         )
     return folder
-
-
-def scan_images(root: Path) -> dict[str, tuple[int, int]]:
-    """Image files under `root`, recursively: relative POSIX path -> (size, mtime in ns)."""
-    found = {}
-    for path in root.rglob("*"):
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            continue
-        try:
-            stat = path.stat()
-        except OSError:  # removed while scanning, or a dangling link
-            continue
-        if path.is_file():
-            found[path.relative_to(root).as_posix()] = (stat.st_size, stat.st_mtime_ns)
-    return found
-
-
-def read_class_labels(root: Path, folders: list[str]) -> dict[str, str]:
-    """Turkish label per class folder: from classes.json or classes.txt where present, else the
-    folder's own name."""
-    json_path, txt_path = root / "classes.json", root / "classes.txt"
-    if json_path.exists() and txt_path.exists():
-        raise CLIError(f"{root} has both classes.json and classes.txt; keep one")
-    if json_path.exists():
-        mapping = _read_json_mapping(json_path)
-    elif txt_path.exists():
-        mapping = _read_tsv_mapping(txt_path)
-    else:
-        return {folder: folder for folder in folders}
-    missing = [folder for folder in folders if folder not in mapping]
-    if missing:
-        source = json_path if json_path.exists() else txt_path
-        raise CLIError(f"{source} gives no label for folder(s): {', '.join(missing)}")
-    labels = {folder: mapping[folder] for folder in folders}
-    repeated = [label for label, n in Counter(labels.values()).items() if n > 1]
-    if repeated:
-        raise CLIError(f"several class folders share the label(s) {', '.join(repeated)}")
-    return labels
-
-
-def _read_json_mapping(path: Path) -> dict[str, str]:
-    try:
-        mapping = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise CLIError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(mapping, dict) or not all(
-        isinstance(v, str) and v.strip() for v in mapping.values()
-    ):
-        raise CLIError(f"{path} must be a JSON object mapping folder names to Turkish labels")
-    return mapping
-
-
-def _read_tsv_mapping(path: Path) -> dict[str, str]:
-    mapping = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        folder, _, label = line.partition("\t")
-        if not label.strip():
-            raise CLIError(f"{path} line {number}: expected 'folder<TAB>label', got {line!r}")
-        mapping[folder.strip()] = label.strip()
-    return mapping
-
-
-def read_captions(path: Path) -> list[tuple[Path, str]]:
-    """(image path, caption) pairs; relative image paths are taken from the file's folder."""
-    if not path.is_file():
-        raise CLIError(f"caption file {str(path)!r} not found")
-    pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        image, _, caption = line.partition("\t")
-        if not image.strip() or not caption.strip():
-            raise CLIError(f"{path} line {number}: expected 'image<TAB>caption', got {line!r}")
-        pairs.append((path.parent / image.strip(), caption.strip()))
-    if not pairs:
-        raise CLIError(f"{path} holds no captions")
-    return pairs
-
-
-@dataclass
-class Index:
-    meta: dict
-    files: list[dict]  # one {"path", "size", "mtime_ns"} per row of `embeddings`
-    embeddings: np.ndarray
-
-
-def load_index(folder: Path) -> Index | None:
-    """The index in `folder`, or None where there is none yet."""
-    meta_path = folder / "meta.json"
-    if not meta_path.exists():
-        # Data files without meta.json are what a crash during the first write leaves.
-        if folder.exists() and set(folder.iterdir()) - set(_data_files(folder)):
-            raise CLIError(f"{folder} is not empty and holds no index (no meta.json)")
-        return None
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if (meta.get("format"), meta.get("version")) != (INDEX_FORMAT, INDEX_VERSION):
-            raise CLIError(f"{meta_path} is not a version {INDEX_VERSION} {INDEX_FORMAT} file")
-        embeddings = np.load(folder / meta["embeddings"])
-        lines = (folder / meta["files"]).read_text(encoding="utf-8").splitlines()
-        files = [json.loads(line) for line in lines if line]
-        consistent = embeddings.shape == (len(files), meta["dim"]) == (meta["count"], meta["dim"])
-    except (OSError, ValueError, KeyError, AttributeError) as error:
-        raise CLIError(f"index {folder} is damaged: {_one_line(error)}") from None
-    if not consistent:
-        raise CLIError(f"index {folder} is damaged: embeddings, files and meta.json disagree")
-    return Index(meta=meta, files=files, embeddings=embeddings)
-
-
-def save_index(folder: Path, meta: dict, files: list[dict], embeddings: np.ndarray) -> None:
-    """Writes a new generation of data files, then switches meta.json to them in one rename.
-
-    meta.json names the data files it belongs to, so a crash at any point leaves the previous
-    index intact and readable; data files no meta.json names are removed afterwards.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    generation = meta.get("generation", 0) + 1
-    meta = dict(
-        meta,
-        generation=generation,
-        count=len(files),
-        embeddings=f"embeddings.{generation}.npy",
-        files=f"files.{generation}.jsonl",
-    )
-    lines = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in files)
-    _write_atomically(folder / meta["embeddings"], lambda f: np.save(f, embeddings))
-    _write_atomically(folder / meta["files"], lambda f: f.write(lines.encode("utf-8")))
-    text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
-    _write_atomically(folder / "meta.json", lambda f: f.write(text.encode("utf-8")))
-    for path in _data_files(folder):
-        if path.name not in (meta["embeddings"], meta["files"]):
-            path.unlink(missing_ok=True)
-
-
-def _data_files(folder: Path) -> list[Path]:
-    """Data files of any generation, and temporary files of interrupted writes."""
-    return [
-        path
-        for path in folder.iterdir()
-        if any(fnmatchcase(path.name, pattern) for pattern in INDEX_DATA_PATTERNS)
-    ]
-
-
-def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            os.fchmod(file.fileno(), 0o644)  # mkstemp makes files private; an index is shared data
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # The model.

@@ -16,6 +16,8 @@ from PIL import Image
 from transformers import AutoModel
 
 import cli
+import evaluation
+import image_index
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ["bir {} fotoğrafı", "{} içeren bir resim"]
@@ -100,14 +102,14 @@ def test_plan_update_sorts_files_into_kept_added_changed_removed() -> None:
         "bad.jpg": (5, 50),  # still the same broken file
         "fixed.jpg": (6, 61),  # rewritten since it failed
     }
-    plan = cli.plan_update(indexed, found, unreadable)
+    plan = image_index.plan_update(indexed, found, unreadable)
     assert plan.keep == {"a.jpg": 0}
     assert plan.added == ["e.jpg"]
     assert plan.changed == ["b.jpg", "d.jpg", "fixed.jpg"]
     assert plan.removed == ["c.jpg"]
     assert plan.still_unreadable == [unreadable[0]]
     assert plan.to_embed == ["b.jpg", "d.jpg", "e.jpg", "fixed.jpg"]
-    assert not cli.plan_update(indexed[:1], {"a.jpg": (1, 10)}).has_changes
+    assert not image_index.plan_update(indexed[:1], {"a.jpg": (1, 10)}).has_changes
 
 
 def test_classification_metrics_match_hand_computation() -> None:
@@ -121,7 +123,7 @@ def test_classification_metrics_match_hand_computation() -> None:
         ]
     )
     targets = np.array([0, 0, 1, 2, 2])
-    metrics = cli.classification_metrics(logits, targets, k=2)
+    metrics = evaluation.classification_metrics(logits, targets, k=2)
     assert metrics["top1"] == pytest.approx(2 / 5)
     assert metrics["topk"] == pytest.approx(4 / 5)
     assert [entry["top1"] for entry in metrics["per_class"]] == [0.5, 1.0, 0.0]
@@ -133,7 +135,7 @@ def test_classification_metrics_match_hand_computation() -> None:
 
 
 def test_classification_metrics_leave_classes_without_images_unscored() -> None:
-    metrics = cli.classification_metrics(np.array([[1.0, 0.0]]), np.array([0]), k=1)
+    metrics = evaluation.classification_metrics(np.array([[1.0, 0.0]]), np.array([0]), k=1)
     assert [entry["top1"] for entry in metrics["per_class"]] == [1.0, None]
 
 
@@ -147,7 +149,7 @@ def test_retrieval_recall_matches_hand_computation() -> None:
             [0.0, 0.2, 0.7],  # caption 3 -> image 2: rank 0
         ]
     )
-    recall = cli.retrieval_recall(similarity, np.array([0, 1, 2, 2]), ks=(1, 2))
+    recall = evaluation.retrieval_recall(similarity, np.array([0, 1, 2, 2]), ks=(1, 2))
     assert recall["text_to_image"] == {"R@1": 2 / 4, "R@2": 3 / 4}
     # Image 0: its caption 0 (0.9) is first. Image 1: caption 1 (0.3) is behind caption 2 (0.6)
     # and caption 3 (0.2) is below it: rank 1. Image 2: best own caption 3 (0.7) is first.
@@ -158,19 +160,27 @@ def test_scan_images_matches_extensions_case_insensitively(tmp_path: Path) -> No
     for name in ["a.JPG", "b.tiff", "c.txt", "sub/d.webp", "e.jpeg.bak", "sub/deep/f.Png"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    assert sorted(cli.scan_images(tmp_path)) == ["a.JPG", "b.tiff", "sub/d.webp", "sub/deep/f.Png"]
+    assert sorted(image_index.scan_images(tmp_path)) == [
+        "a.JPG",
+        "b.tiff",
+        "sub/d.webp",
+        "sub/deep/f.Png",
+    ]
 
 
 def test_class_labels_from_folder_names_txt_and_json(tmp_path: Path) -> None:
-    assert cli.read_class_labels(tmp_path, ["kedi", "köpek"]) == {"kedi": "kedi", "köpek": "köpek"}
+    assert evaluation.read_class_labels(tmp_path, ["kedi", "köpek"]) == {
+        "kedi": "kedi",
+        "köpek": "köpek",
+    }
     (tmp_path / "classes.txt").write_text("# folder\tlabel\ncat\tkedi\n\ndog\tköpek\n")
-    assert cli.read_class_labels(tmp_path, ["cat", "dog"]) == {"cat": "kedi", "dog": "köpek"}
-    with pytest.raises(cli.CLIError, match="no label for folder.*bird"):
-        cli.read_class_labels(tmp_path, ["bird", "cat"])
+    assert evaluation.read_class_labels(tmp_path, ["cat", "dog"]) == {"cat": "kedi", "dog": "köpek"}
+    with pytest.raises(ValueError, match="no label for folder.*bird"):
+        evaluation.read_class_labels(tmp_path, ["bird", "cat"])
     (tmp_path / "classes.txt").unlink()
     (tmp_path / "classes.json").write_text('{"cat": "kedi", "dog": "kedi"}')
-    with pytest.raises(cli.CLIError, match="share the label.*kedi"):
-        cli.read_class_labels(tmp_path, ["cat", "dog"])
+    with pytest.raises(ValueError, match="share the label.*kedi"):
+        evaluation.read_class_labels(tmp_path, ["cat", "dog"])
 
 
 # Commands on the tiny model.
@@ -379,29 +389,29 @@ def test_interrupted_index_write_keeps_the_previous_index(
     capsys, tmp_path, photos, model_dir, monkeypatch
 ) -> None:
     index = tmp_path / "index"
-    write = cli._write_atomically
+    write = image_index._write_atomically
 
     def crash_on_meta(path: Path, writer) -> None:
         if path.name == "meta.json":
             raise KeyboardInterrupt
         write(path, writer)
 
-    monkeypatch.setattr(cli, "_write_atomically", crash_on_meta)
+    monkeypatch.setattr(image_index, "_write_atomically", crash_on_meta)
     assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 130
-    assert cli.load_index(index) is None  # the first write never became an index
+    assert image_index.load_index(index) is None  # the first write never became an index
     monkeypatch.undo()
     assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 0
     before = sorted(p.name for p in index.iterdir())
 
     noise_image(photos / "new.png", 20)
     (index / ".meta.json.x1y2.tmp").write_text("{")  # as a killed process leaves it
-    monkeypatch.setattr(cli, "_write_atomically", crash_on_meta)
+    monkeypatch.setattr(image_index, "_write_atomically", crash_on_meta)
     assert run(capsys, "index", photos, "--index", index)[0] == 130
-    old = cli.load_index(index)
+    old = image_index.load_index(index)
     assert len(old.files) == 4 and "new.png" not in [entry["path"] for entry in old.files]
     monkeypatch.undo()
     assert run(capsys, "index", photos, "--index", index)[0] == 0
-    assert len(cli.load_index(index).files) == 5
+    assert len(image_index.load_index(index).files) == 5
     # Leftovers of the crashed runs are gone: one generation of data files and meta.json.
     after = sorted(p.name for p in index.iterdir())
     assert before == ["embeddings.1.npy", "files.1.jsonl", "meta.json"]
