@@ -16,7 +16,6 @@ from PIL import Image
 from transformers import AutoModel
 
 import cli
-import evaluation
 import image_index
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -81,109 +80,6 @@ def hand_label_embeds(model, labels: list[str], templates: list[str]) -> np.ndar
 
 
 # Pure computations against hand values.
-
-
-def test_plan_update_sorts_files_into_kept_added_changed_removed() -> None:
-    indexed = [
-        {"path": "a.jpg", "size": 1, "mtime_ns": 10},
-        {"path": "b.jpg", "size": 2, "mtime_ns": 20},
-        {"path": "c.jpg", "size": 3, "mtime_ns": 30},
-        {"path": "d.jpg", "size": 4, "mtime_ns": 40},
-    ]
-    unreadable = [
-        {"path": "bad.jpg", "size": 5, "mtime_ns": 50, "reason": "x"},
-        {"path": "fixed.jpg", "size": 6, "mtime_ns": 60, "reason": "y"},
-    ]
-    found = {
-        "a.jpg": (1, 10),  # unchanged
-        "b.jpg": (9, 20),  # size changed
-        "d.jpg": (4, 41),  # mtime changed
-        "e.jpg": (7, 70),  # new
-        "bad.jpg": (5, 50),  # still the same broken file
-        "fixed.jpg": (6, 61),  # rewritten since it failed
-    }
-    plan = image_index.plan_update(indexed, found, unreadable)
-    assert plan.keep == {"a.jpg": 0}
-    assert plan.added == ["e.jpg"]
-    assert plan.changed == ["b.jpg", "d.jpg", "fixed.jpg"]
-    assert plan.removed == ["c.jpg"]
-    assert plan.still_unreadable == [unreadable[0]]
-    assert plan.to_embed == ["b.jpg", "d.jpg", "e.jpg", "fixed.jpg"]
-    assert not image_index.plan_update(indexed[:1], {"a.jpg": (1, 10)}).has_changes
-
-
-def test_classification_metrics_match_hand_computation() -> None:
-    logits = np.array(
-        [
-            [0.9, 0.1, 0.0],  # class 0, predicted 0
-            [0.2, 0.7, 0.1],  # class 0, predicted 1; 0 is second
-            [0.1, 0.8, 0.3],  # class 1, predicted 1
-            [0.5, 0.1, 0.4],  # class 2, predicted 0; 2 is second
-            [0.6, 0.3, 0.1],  # class 2, predicted 0; 2 is third
-        ]
-    )
-    targets = np.array([0, 0, 1, 2, 2])
-    metrics = evaluation.classification_metrics(logits, targets, k=2)
-    assert metrics["top1"] == pytest.approx(2 / 5)
-    assert metrics["topk"] == pytest.approx(4 / 5)
-    assert [entry["top1"] for entry in metrics["per_class"]] == [0.5, 1.0, 0.0]
-    assert [entry["images"] for entry in metrics["per_class"]] == [2, 1, 2]
-    assert metrics["confusions"] == [
-        {"true": 2, "predicted": 0, "count": 2},
-        {"true": 0, "predicted": 1, "count": 1},
-    ]
-
-
-def test_classification_metrics_leave_classes_without_images_unscored() -> None:
-    metrics = evaluation.classification_metrics(np.array([[1.0, 0.0]]), np.array([0]), k=1)
-    assert [entry["top1"] for entry in metrics["per_class"]] == [1.0, None]
-
-
-def test_retrieval_recall_matches_hand_computation() -> None:
-    # 4 captions x 3 images; image 2 has two captions (rows 2 and 3).
-    similarity = np.array(
-        [
-            [0.9, 0.1, 0.2],  # caption 0 -> image 0: rank 0
-            [0.8, 0.3, 0.5],  # caption 1 -> image 1: rank 2
-            [0.1, 0.6, 0.4],  # caption 2 -> image 2: rank 1
-            [0.0, 0.2, 0.7],  # caption 3 -> image 2: rank 0
-        ]
-    )
-    recall = evaluation.retrieval_recall(similarity, np.array([0, 1, 2, 2]), ks=(1, 2))
-    assert recall["text_to_image"] == {"R@1": 2 / 4, "R@2": 3 / 4}
-    # Image 0: its caption 0 (0.9) is first. Image 1: caption 1 (0.3) is behind caption 2 (0.6)
-    # and caption 3 (0.2) is below it: rank 1. Image 2: best own caption 3 (0.7) is first.
-    assert recall["image_to_text"] == {"R@1": 2 / 3, "R@2": 3 / 3}
-
-
-def test_scan_images_matches_extensions_case_insensitively(tmp_path: Path) -> None:
-    for name in ["a.JPG", "b.tiff", "c.txt", "sub/d.webp", "e.jpeg.bak", "sub/deep/f.Png"]:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(b"x")
-    assert sorted(image_index.scan_images(tmp_path)) == [
-        "a.JPG",
-        "b.tiff",
-        "sub/d.webp",
-        "sub/deep/f.Png",
-    ]
-
-
-def test_class_labels_from_folder_names_txt_and_json(tmp_path: Path) -> None:
-    assert evaluation.read_class_labels(tmp_path, ["kedi", "köpek"]) == {
-        "kedi": "kedi",
-        "köpek": "köpek",
-    }
-    (tmp_path / "classes.txt").write_text("# folder\tlabel\ncat\tkedi\n\ndog\tköpek\n")
-    assert evaluation.read_class_labels(tmp_path, ["cat", "dog"]) == {"cat": "kedi", "dog": "köpek"}
-    with pytest.raises(ValueError, match="no label for folder.*bird"):
-        evaluation.read_class_labels(tmp_path, ["bird", "cat"])
-    (tmp_path / "classes.txt").unlink()
-    (tmp_path / "classes.json").write_text('{"cat": "kedi", "dog": "kedi"}')
-    with pytest.raises(ValueError, match="share the label.*kedi"):
-        evaluation.read_class_labels(tmp_path, ["cat", "dog"])
-
-
-# Commands on the tiny model.
 
 
 def test_help_runs_as_a_script() -> None:
