@@ -114,8 +114,11 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        int8 = kwargs.pop("int8", False)
         loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
+        if int8:
+            model.quantize_int8()
         # encode_text/encode_image load the processor from the same place, at the same revision.
         model._source_revision = kwargs.get("revision")
         return loaded
@@ -243,6 +246,23 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
             out[torch.tensor(index, device=out.device)] = features
         return out
 
+    def quantize_int8(self) -> "TurkishCLIPModel":
+        """Swaps every Linear layer of both towers for an int8 one, in place, for CPU inference.
+
+        Also reachable at load time: `from_pretrained(path, int8=True)`. Weights are rounded to
+        int8 once, with one scale per output feature; activations are rounded on each call, with
+        one scale per token, so no calibration data is needed. Products of int8 matrices add up
+        in int32 (`torch._int_mm`), which CPUs with VNNI run several times faster than float32
+        matmuls; benchmarks/run.py measures the speed-up and the cosine of each embedding to its
+        float32 one. The two projection heads stay float32: they are a tiny share of the work.
+        The result is for inference: save the float32 model, not a quantised one.
+        """
+        if self.device.type != "cpu":
+            raise ValueError(f"int8 runs on the CPU; this model is on {self.device}")
+        for tower in (self.text_model, self.vision_model):
+            _swap_linears_for_int8(tower)
+        return self
+
     @property
     def processor(self) -> TurkishCLIPProcessor:
         """The processor saved beside the weights, loaded once on first use."""
@@ -284,3 +304,45 @@ def _pad(sequences: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, t
         input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         attention_mask[row, : len(ids)] = 1
     return input_ids, attention_mask
+
+
+class Int8Linear(nn.Module):
+    """A Linear layer that multiplies int8 activations by int8 weights, for `quantize_int8`.
+
+    Symmetric rounding (no zero points) keeps the arithmetic to one int32 matmul and two scalings:
+    `x @ w.T ~ (x_int8 * x_scale) @ (w_int8 * w_scale).T`, with `x_scale` per row of `x` and
+    `w_scale` per output feature.
+    """
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        weight = linear.weight.detach().float()
+        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+        quantized = torch.round(weight / scale[:, None]).to(torch.int8)
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        # Stored as (in, out), the layout `torch._int_mm` reads fastest.
+        self.register_buffer("weight_int8", quantized.t().contiguous())
+        self.register_buffer("weight_scale", scale)
+        bias = None if linear.bias is None else linear.bias.detach().float().clone()
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features).float()
+        peak = rows.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12)
+        rows_int8 = (rows * (127 / peak)).round_().to(torch.int8)
+        out = torch._int_mm(rows_int8, self.weight_int8).float()
+        out = out.mul_(peak / 127).mul_(self.weight_scale)
+        if self.bias is not None:
+            out = out.add_(self.bias)
+        return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+
+
+def _swap_linears_for_int8(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, nn.Linear):
+            setattr(module, name, Int8Linear(child))
+        else:
+            _swap_linears_for_int8(child)
