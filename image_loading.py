@@ -77,7 +77,8 @@ def _decode(file: Path | io.BytesIO, source: object, max_pixels: int | None) -> 
     try:
         image.seek(0)  # animated images: the first frame
         image.load()
-        image = ImageOps.exif_transpose(image)
+        # In place: the default returns a full copy even of the many photos with no rotation.
+        ImageOps.exif_transpose(image, in_place=True)
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageLoadError(f"{name} is truncated or corrupt: {error}") from None
     return to_rgb(image)

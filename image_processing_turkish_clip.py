@@ -6,6 +6,7 @@ processor resizes and crops with PIL exactly as torchvision does, so embeddings 
 """
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -70,7 +71,7 @@ class TurkishCLIPImageProcessor(BaseImageProcessor):
         if isinstance(images, (list, tuple)):
             if not images:
                 raise ValueError("got an empty list of images")
-            arrays = [self._process_one(image, first_index + i) for i, image in enumerate(images)]
+            arrays = self._process_many(images, first_index)
         else:
             arrays = [self._process_one(images, first_index)]
         pixel_values = np.stack(arrays)
@@ -79,6 +80,15 @@ class TurkishCLIPImageProcessor(BaseImageProcessor):
         elif return_tensors not in (None, "np"):
             raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
         return BatchFeature(data={"pixel_values": pixel_values})
+
+    def _process_many(self, images: list | tuple, first_index: int) -> list[np.ndarray]:
+        """Pillow releases the GIL while it decodes and resizes, so threads overlap that work."""
+        workers = min(len(images), torch.get_num_threads())
+        if workers < 2:
+            return [self._process_one(image, first_index + i) for i, image in enumerate(images)]
+        indices = range(first_index, first_index + len(images))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(self._process_one, images, indices))
 
     def _process_one(self, image: object, index: int) -> np.ndarray:
         try:

@@ -264,6 +264,19 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         return self
 
     @property
+    def is_int8(self) -> bool:
+        return any(isinstance(module, Int8Linear) for module in self.modules())
+
+    def save_pretrained(self, *args, **kwargs):
+        # The int8 buffers are not the checkpoint's parameters: saved, they would load as garbage.
+        if self.is_int8:
+            raise ValueError(
+                "this model was quantised to int8 for inference and cannot be saved; save the "
+                "float32 model (load it without int8=True)"
+            )
+        return super().save_pretrained(*args, **kwargs)
+
+    @property
     def processor(self) -> TurkishCLIPProcessor:
         """The processor saved beside the weights, loaded once on first use."""
         if self._processor is None:

@@ -193,3 +193,39 @@ def test_model_class_is_registered_for_zero_shot(model_dir):
     auto_map = json.loads((model_dir / "config.json").read_text())["auto_map"]
     assert auto_map["AutoModelForZeroShotImageClassification"].endswith("TurkishCLIPModel")
     assert isinstance(tiny_model(), TurkishCLIPModel)
+
+
+def test_int8_swaps_both_towers_and_stays_close(model_dir, model):
+    # The model loaded with remote code has its own copy of the classes: compare by name.
+    quantised = AutoModel.from_pretrained(model_dir, trust_remote_code=True, int8=True)
+    assert quantised.is_int8 and not model.is_int8
+    int8_names = {name for name, m in quantised.named_modules() if type(m).__name__ == "Int8Linear"}
+    assert any(name.startswith("text_model.") for name in int8_names)
+    assert any(name.startswith("vision_model.") for name in int8_names)
+    assert isinstance(quantised.text_projection, torch.nn.Linear)
+    texts, pictures = TEXTS * 2, images(4)
+    for ours, full in (
+        (quantised.encode_text(texts), model.encode_text(texts)),
+        (quantised.encode_image(pictures), model.encode_image(pictures)),
+    ):
+        assert torch.nn.functional.cosine_similarity(ours, full).min() > 0.999
+
+
+def test_int8_linear_approximates_the_float_layer():
+    from turkish_clip.modeling_turkish_clip import Int8Linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    inputs = torch.randn(5, 7, 64)
+    expected = linear(inputs)
+    got = Int8Linear(linear)(inputs)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    relative = (got - expected).norm() / expected.norm()
+    assert relative < 0.02
+
+
+def test_int8_model_refuses_to_be_saved(model_dir, tmp_path):
+    quantised = AutoModel.from_pretrained(model_dir, trust_remote_code=True, int8=True)
+    with pytest.raises(ValueError, match="int8"):
+        quantised.save_pretrained(tmp_path / "int8")
+    assert not (tmp_path / "int8").exists()

@@ -133,3 +133,16 @@ def test_long_labels_are_truncated(classifier):
     with pytest.warns(UserWarning, match="truncated"):
         result = classifier(IMAGE, candidate_labels=[long_label, "köpek"])
     assert len(result) == 2
+
+
+def test_int8_is_selectable_when_loading_the_pipeline(model_dir, classifier):
+    quantised = pipeline(
+        "zero-shot-image-classification",
+        model=str(model_dir),
+        trust_remote_code=True,
+        model_kwargs={"int8": True},
+    )
+    assert quantised.model.is_int8
+    full = {row["label"]: row["score"] for row in classifier(IMAGE, candidate_labels=LABELS)}
+    for row in quantised(IMAGE, candidate_labels=LABELS):
+        assert row["score"] == pytest.approx(full[row["label"]], abs=0.02)
