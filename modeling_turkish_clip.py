@@ -18,7 +18,7 @@ from .configuration_turkish_clip import TurkishCLIPConfig
 # model file the processor needs is imported here too.
 from .image_loading import load_image  # noqa: F401
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F401
-from .processing import TurkishCLIPProcessor
+from .processing import TurkishCLIPProcessor, pad_token_ids
 
 try:  # transformers 5: these initialisers skip tensors already loaded from a checkpoint
     from transformers import initialization as init
@@ -237,7 +237,7 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         out = None
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
-            input_ids, attention_mask = _pad([token_ids[i] for i in index], pad_token_id)
+            input_ids, attention_mask = pad_token_ids([token_ids[i] for i in index], pad_token_id)
             features = self.get_text_features(
                 input_ids.to(self.device), attention_mask.to(self.device)
             )
@@ -307,16 +307,6 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
 def _check_batch_size(batch_size: int) -> None:
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-
-
-def _pad(sequences: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    longest = max(len(ids) for ids in sequences)
-    input_ids = torch.full((len(sequences), longest), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[row, : len(ids)] = 1
-    return input_ids, attention_mask
 
 
 class Int8Linear(nn.Module):
