@@ -127,18 +127,34 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Projected (not normalised) text embeddings, shape `(batch, projection_dim)`."""
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        hidden_states = self.text_model(
-            input_ids=input_ids, attention_mask=attention_mask, return_dict=True
-        ).last_hidden_state
-        return self.text_projection(self.pooler(hidden_states, attention_mask))
+        return self._embed_text(input_ids, attention_mask)[0]
 
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Projected (not normalised) image embeddings, shape `(batch, projection_dim)`."""
+        return self._embed_image(pixel_values)[0]
+
+    def _embed_text(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, BaseModelOutput]:
+        limit = self.config.text_config.max_position_embeddings
+        if input_ids.shape[-1] > limit:
+            raise ValueError(
+                f"input_ids has {input_ids.shape[-1]} tokens, more than the text tower's {limit}: "
+                "tokenise with the processor, which truncates"
+            )
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        outputs = self.text_model(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True
+        )
+        return self.text_projection(self.pooler(outputs.last_hidden_state, attention_mask)), outputs
+
+    def _embed_image(
+        self, pixel_values: torch.Tensor
+    ) -> tuple[torch.Tensor, BaseModelOutputWithPooling]:
         pixel_values = pixel_values.to(self.visual_projection.weight.dtype)
-        pooled = self.vision_model(pixel_values=pixel_values).pooler_output
-        return self.visual_projection(pooled)
+        outputs = self.vision_model(pixel_values=pixel_values)
+        return self.visual_projection(outputs.pooler_output), outputs
 
     def forward(
         self,
@@ -153,17 +169,8 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
                 "forward needs both input_ids and pixel_values; use get_text_features or "
                 "get_image_features for one side alone"
             )
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        text_outputs = self.text_model(
-            input_ids=input_ids, attention_mask=attention_mask, return_dict=True
-        )
-        pixel_values = pixel_values.to(self.visual_projection.weight.dtype)
-        vision_outputs = self.vision_model(pixel_values=pixel_values)
-        text_embeds = self.text_projection(
-            self.pooler(text_outputs.last_hidden_state, attention_mask)
-        )
-        image_embeds = self.visual_projection(vision_outputs.pooler_output)
+        text_embeds, text_outputs = self._embed_text(input_ids, attention_mask)
+        image_embeds, vision_outputs = self._embed_image(pixel_values)
         text_embeds = nn.functional.normalize(text_embeds, dim=-1)
         image_embeds = nn.functional.normalize(image_embeds, dim=-1)
         logits_per_text = text_embeds @ image_embeds.t() * self.logit_scale.exp()

@@ -229,3 +229,9 @@ def test_int8_model_refuses_to_be_saved(model_dir, tmp_path):
     with pytest.raises(ValueError, match="int8"):
         quantised.save_pretrained(tmp_path / "int8")
     assert not (tmp_path / "int8").exists()
+
+
+def test_too_many_tokens_get_a_clear_error(model):
+    input_ids = torch.full((1, 600), 5)
+    with pytest.raises(ValueError, match="600 tokens, more than the text tower's 512"):
+        model.get_text_features(input_ids)
