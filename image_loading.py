@@ -35,7 +35,11 @@ def describe(source: object) -> str:
     return f"<{type(source).__name__}>"
 
 
-def load_image(source: object, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+def load_image(
+    source: object,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    timeout: float = URL_TIMEOUT_SECONDS,
+) -> Image.Image:
     """Opens and validates one image and returns it as RGB.
 
     Files, bytes and URLs are checked against `max_pixels` from their header, before any pixel
@@ -52,7 +56,7 @@ def load_image(source: object, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> I
             raise FileNotFoundError(f"image file not found: {str(source)!r}")
         return _decode(path, source, max_pixels)
     if isinstance(source, str):
-        return _decode(io.BytesIO(_fetch(source)), source, max_pixels)
+        return _decode(io.BytesIO(_fetch(source, timeout)), source, max_pixels)
     if isinstance(source, (bytes, bytearray)):
         return _decode(io.BytesIO(source), source, max_pixels)
     raise TypeError(
@@ -151,11 +155,11 @@ def _is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
 
 
-def _fetch(url: str) -> bytes:
+def _fetch(url: str, timeout: float) -> bytes:
     """Downloads with a timeout and a size cap, so a bad link can neither hang nor flood memory."""
     request = urllib.request.Request(url, headers={"User-Agent": "turkish-clip"})
     try:
-        with urllib.request.urlopen(request, timeout=URL_TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             data = response.read(URL_MAX_BYTES + 1)
     except OSError as error:
         raise ImageLoadError(f"cannot download image {url!r}: {error}") from None

@@ -7,7 +7,7 @@ import torch
 from transformers import Pipeline
 
 from .configuration_turkish_clip import DEFAULT_TEMPLATE, TURKISH_TEMPLATES
-from .image_loading import DEFAULT_MAX_PIXELS, load_image
+from .image_loading import DEFAULT_MAX_PIXELS, URL_TIMEOUT_SECONDS, load_image
 
 # transformers 4 copies only the direct relative imports of a module from a local folder.
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F401
@@ -47,11 +47,16 @@ class TurkishCLIPZeroShotPipeline(Pipeline):
     def _sanitize_parameters(
         self, candidate_labels=None, hypothesis_template=None, top_k=None, timeout=None, **kwargs
     ):
+        if kwargs:
+            # A misspelt option must not be dropped silently: the scores would look valid.
+            raise TypeError(f"unexpected argument(s): {', '.join(sorted(kwargs))}")
         preprocess = {}
         if candidate_labels is not None:
             preprocess["candidate_labels"] = prepare_texts(candidate_labels, what="label")
         if hypothesis_template is not None:
             preprocess["templates"] = _templates(hypothesis_template)
+        if timeout is not None:
+            preprocess["timeout"] = float(timeout)
         postprocess = {}
         if top_k is not None:
             if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
@@ -59,9 +64,10 @@ class TurkishCLIPZeroShotPipeline(Pipeline):
             postprocess["top_k"] = top_k
         return preprocess, {}, postprocess
 
-    def preprocess(self, image, candidate_labels=None, templates=None):
+    def preprocess(self, image, candidate_labels=None, templates=None, timeout=URL_TIMEOUT_SECONDS):
         max_pixels = getattr(self.image_processor, "max_image_pixels", DEFAULT_MAX_PIXELS)
-        pixels = self.image_processor(load_image(image, max_pixels), return_tensors="pt")
+        rgb = load_image(image, max_pixels=max_pixels, timeout=timeout)
+        pixels = self.image_processor(rgb, return_tensors="pt")
         templates = templates or (self.model.config.default_template,)
         return {
             "pixel_values": pixels["pixel_values"],

@@ -114,6 +114,7 @@ def test_a_label_given_in_nfd_scores_like_nfc(classifier):
         ({"candidate_labels": ["kedi"], "hypothesis_template": []}, ValueError, "empty"),
         ({"candidate_labels": ["kedi"], "top_k": 0}, ValueError, "top_k"),
         ({}, ValueError, "candidate_labels is required"),
+        ({"candidate_labels": ["kedi"], "hypothesis_templates": ["{}"]}, TypeError, "templates"),
     ],
 )
 def test_bad_arguments_are_named(classifier, kwargs, error, message):
