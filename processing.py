@@ -72,6 +72,8 @@ class TurkishCLIPProcessor(ProcessorMixin):
     ) -> BatchFeature:
         if text is None and images is None:
             raise ValueError("pass text=, images= or both")
+        if return_tensors not in ("pt", "np", None):
+            raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
         data = {}
         if text is not None:
             data.update(self.pad(self.tokenize(text)))

@@ -80,6 +80,9 @@ def test_bad_texts_get_errors_naming_them(processor, texts, error, message):
 def test_processor_needs_an_input(processor):
     with pytest.raises(ValueError, match="text=, images="):
         processor()
+    with pytest.raises(ValueError, match="return_tensors"):
+        processor(text="kedi", return_tensors="tf")
+    assert processor(text="kedi", return_tensors="np")["input_ids"].dtype.kind == "i"
 
 
 def test_saved_processor_reloads_with_the_same_settings(tmp_path):
