@@ -284,12 +284,12 @@ def read_projection_head(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     if str(path).startswith(("http://", "https://")):
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / "clip_head.h5"
-            _download(str(path), local)
+            download_file(str(path), local)
             return _read_head_h5(local)
     return _read_head_h5(Path(path))
 
 
-def _download(url: str, destination: Path) -> None:
+def download_file(url: str, destination: Path) -> None:
     """Fetch `url` to `destination` with a timeout and a size cap."""
     with urllib.request.urlopen(url, timeout=HEAD_DOWNLOAD_TIMEOUT_S) as response:
         declared = response.headers.get("Content-Length") if response.headers else None

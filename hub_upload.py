@@ -37,6 +37,7 @@ from huggingface_hub import errors as hub_errors
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from PIL import Image
 from safetensors import safe_open
+from turkish_clip.processing import MAX_TOKENS
 
 import convert_checkpoints as cc
 from model_card import model_card
@@ -51,7 +52,6 @@ from turkish_clip import (
 TOLERANCE = 1e-5
 # Copies involve no arithmetic, so anything but exact equality is a bug.
 EXACT = 0.0
-MAX_TOKENS = 512
 # Anything that could carry weights besides safetensors; pickle formats run code when loaded.
 REFUSED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".h5", ".keras", ".pyc")
 # Turkish-specific letters in both cases: a lower-casing or all-[UNK] tokenizer shows on these.
@@ -235,7 +235,7 @@ def _head_file(source: str, tmp: Path) -> Path:
     """A local file as is; a URL is downloaded once, so the verification reads the same bytes."""
     if source.startswith(("http://", "https://")):
         local = tmp / "clip_head.h5"
-        cc._download(source, local)
+        cc.download_file(source, local)
         return local
     path = Path(source)
     if not path.is_file():
