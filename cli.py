@@ -17,15 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation import (
-    RECALL_KS,
-    classification_metrics,
-    ensemble_embeddings,
-    read_captions,
-    read_class_labels,
-    retrieval_recall,
-)
-from image_index import (
+from evaluation.inputs import read_captions, read_class_labels
+from evaluation.metrics import RECALL_KS, classification_metrics, retrieval_recall
+from search.image_index import (
     INDEX_FORMAT,
     INDEX_VERSION,
     Index,
@@ -164,13 +158,6 @@ def embed_texts(model, texts: list[str], batch_size: int, quiet: bool) -> np.nda
     return np.concatenate(rows).astype(np.float32)
 
 
-def label_embeddings(
-    model, labels: list[str], templates: Sequence[str], batch_size: int, quiet: bool
-) -> np.ndarray:
-    prompts = [template.format(label) for label in labels for template in templates]
-    return ensemble_embeddings(embed_texts(model, prompts, batch_size, quiet), len(labels))
-
-
 # Commands.
 
 
@@ -178,7 +165,7 @@ def run_classify(args: argparse.Namespace) -> int:
     labels = list(dict.fromkeys(label.strip() for label in args.labels))
     if not labels or not all(labels):
         raise CLIError("--labels needs at least one non-empty label")
-    templates = _check_templates(args.template)
+    templates = _templates(args.template)
     from turkish_clip.image_loading import load_image
 
     pipe = load_pipeline(args.model or DEFAULT_MODEL, args.revision)
@@ -322,7 +309,7 @@ def _evaluate_folder(args: argparse.Namespace) -> int:
     if len(folders) < 2:
         raise CLIError(f"{root} needs at least two class subfolders, found {len(folders)}")
     labels = read_class_labels(root, folders)
-    ensemble = _check_templates(args.template) or list(TURKISH_TEMPLATES)
+    ensemble = _templates(args.template) or TURKISH_TEMPLATES
     paths, targets = [], []
     for target, name in enumerate(folders):
         found = sorted(scan_images(root / name))
@@ -340,7 +327,9 @@ def _evaluate_folder(args: argparse.Namespace) -> int:
     report = {"dataset": str(root), "images": len(kept), "classes": len(folders), "k": k}
     report["unreadable"] = list(failures.values())
     for name, templates in (("single", [model.config.default_template]), ("ensemble", ensemble)):
-        label_embeds = label_embeddings(model, label_list, templates, args.batch_size, args.quiet)
+        label_embeds = model.encode_labels(
+            label_list, templates, batch_size=args.batch_size, return_numpy=True
+        )
         metrics = classification_metrics(image_embeds @ label_embeds.T, targets, k)
         report[name] = _name_classes(metrics, folders, label_list, templates)
     if args.json:
@@ -406,11 +395,10 @@ def _evaluate_captions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_templates(templates: list[str] | None) -> list[str]:
-    for template in templates or []:
-        if template.count("{}") != 1:
-            raise CLIError(f"template {template!r} needs exactly one '{{}}' for the label")
-    return list(dict.fromkeys(templates or []))
+def _templates(templates: list[str] | None) -> tuple[str, ...]:
+    from turkish_clip.configuration_turkish_clip import check_templates
+
+    return check_templates(templates) if templates else ()
 
 
 # Output helpers.

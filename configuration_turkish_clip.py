@@ -1,6 +1,8 @@
 """Configuration of Turkish CLIP: a Turkish DistilBERT text tower beside CLIP's image tower."""
 
 import math
+from collections.abc import Sequence
+from string import Formatter
 
 from transformers import CLIPVisionConfig, DistilBertConfig, PretrainedConfig
 
@@ -26,6 +28,40 @@ TURKISH_TEMPLATES = (
     "{} konulu bir fotoğraf",  # a photo on the subject of {}
 )
 DEFAULT_TEMPLATE = TURKISH_TEMPLATES[0]
+
+
+def check_template(template: object) -> str:
+    """`template` itself if it has exactly one `{}` for the label and no other replacement field.
+
+    The one place templates are checked: the configuration, the pipeline and the command line all
+    call it, so `"{name} için {}"` or `"{0}"` are refused with the same one-line message.
+    """
+    if not isinstance(template, str):
+        raise TypeError(f"a template must be a string, got {type(template).__name__}: {template!r}")
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in Formatter().parse(template)]
+    except ValueError as error:
+        raise ValueError(f"template {template!r} is malformed: {error}") from None
+    fields = [field for field in fields if field[0] is not None]
+    if fields != [("", "", None)]:
+        raise ValueError(
+            f"template {template!r} needs exactly one '{{}}' for the label and no other "
+            "'{...}' field (write literal braces as '{{' and '}}')"
+        )
+    return template
+
+
+def check_templates(templates: str | Sequence[str]) -> tuple[str, ...]:
+    """One template or a non-empty list of them, each checked, duplicates dropped, order kept."""
+    templates = (templates,) if isinstance(templates, str) else tuple(templates)
+    if not templates:
+        raise ValueError("the list of templates is empty")
+    return tuple(dict.fromkeys(check_template(template) for template in templates))
+
+
+def fill_templates(labels: Sequence[str], templates: Sequence[str]) -> list[str]:
+    """Prompts label by label, each label's templates together: the order ensembling expects."""
+    return [template.format(label) for label in labels for template in templates]
 
 
 def _sub_config(value: dict | PretrainedConfig | None, config_class: type) -> PretrainedConfig:
@@ -95,10 +131,10 @@ class TurkishCLIPConfig(PretrainedConfig):
             raise ValueError(
                 f"logit_scale_init_value must be finite, got {self.logit_scale_init_value!r}"
             )
-        if not isinstance(self.default_template, str) or self.default_template.count("{}") != 1:
-            raise ValueError(
-                f"default_template must contain exactly one '{{}}', got {self.default_template!r}"
-            )
+        try:
+            check_template(self.default_template)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"default_template: {error}") from None
         if self.text_config.dim % self.text_config.n_heads != 0:
             raise ValueError(
                 f"text_config.dim ({self.text_config.dim}) is not a multiple of "

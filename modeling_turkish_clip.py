@@ -12,13 +12,13 @@ from transformers import CLIPVisionModel, DistilBertModel, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
-from .configuration_turkish_clip import TurkishCLIPConfig
+from .configuration_turkish_clip import TurkishCLIPConfig, check_templates, fill_templates
 
 # transformers 4 copies only the direct relative imports of a module from a local folder, so every
 # model file the processor needs is imported here too.
 from .image_loading import load_image  # noqa: F401
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F401
-from .processing import TurkishCLIPProcessor, pad_token_ids
+from .processing import TurkishCLIPProcessor, pad_token_ids, prepare_texts
 
 try:  # transformers 5: these initialisers skip tensors already loaded from a checkpoint
     from transformers import initialization as init
@@ -235,6 +235,26 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
             rows.append(self.get_image_features(pixels["pixel_values"].to(self.device)))
         return self._finish(torch.cat(rows), normalize, return_numpy)
 
+    @torch.inference_mode()
+    def encode_labels(
+        self,
+        labels: str | Sequence[str],
+        templates: str | Sequence[str] | None = None,
+        batch_size: int = 32,
+        processor: TurkishCLIPProcessor | None = None,
+        return_numpy: bool = False,
+    ) -> torch.Tensor | np.ndarray:
+        """Zero-shot label embeddings: each label put into every template, the prompts embedded
+        and ensembled (see `ensemble_prompt_embeddings`). L2-normalised, one row per label.
+
+        `templates` defaults to `config.default_template`; pass `TURKISH_TEMPLATES` to ensemble.
+        """
+        labels = prepare_texts(labels, what="label")
+        templates = check_templates(templates or self.config.default_template)
+        prompts = fill_templates(labels, templates)
+        embeds = self.encode_text(prompts, batch_size, normalize=False, processor=processor)
+        return self._finish(ensemble_prompt_embeddings(embeds, len(labels)), False, return_numpy)
+
     def embed_token_ids(
         self, token_ids: list[list[int]], pad_token_id: int, batch_size: int = 32
     ) -> torch.Tensor:
@@ -309,6 +329,18 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         if normalize:
             embeddings = nn.functional.normalize(embeddings, dim=-1)
         return embeddings.cpu().numpy() if return_numpy else embeddings
+
+
+def ensemble_prompt_embeddings(prompt_embeds: torch.Tensor, n_labels: int) -> torch.Tensor:
+    """Prompt ensembling: each label's prompt embeddings normalised, averaged, renormalised.
+
+    `prompt_embeds` rows are ordered label by label, each label's templates together (as
+    `fill_templates` makes them). The one implementation that the pipeline, the command line and
+    evaluation all use. Returns float32 `(n_labels, dim)`.
+    """
+    embeds = nn.functional.normalize(torch.as_tensor(prompt_embeds).float(), dim=-1)
+    mean = embeds.reshape(n_labels, -1, embeds.shape[-1]).mean(dim=1)
+    return nn.functional.normalize(mean, dim=-1)
 
 
 def _check_batch_size(batch_size: int) -> None:

@@ -6,11 +6,17 @@ from collections.abc import Sequence
 import torch
 from transformers import Pipeline
 
-from .configuration_turkish_clip import DEFAULT_TEMPLATE, TURKISH_TEMPLATES
+from .configuration_turkish_clip import (
+    DEFAULT_TEMPLATE,
+    TURKISH_TEMPLATES,
+    check_templates,
+    fill_templates,
+)
 from .image_loading import DEFAULT_MAX_PIXELS, URL_TIMEOUT_SECONDS, load_image
 
 # transformers 4 copies only the direct relative imports of a module from a local folder.
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F401
+from .modeling_turkish_clip import ensemble_prompt_embeddings
 from .processing import prepare_texts, tokenize_texts
 
 LABEL_CACHE_SIZE = 4096
@@ -54,7 +60,9 @@ class TurkishCLIPZeroShotPipeline(Pipeline):
         if candidate_labels is not None:
             preprocess["candidate_labels"] = prepare_texts(candidate_labels, what="label")
         if hypothesis_template is not None:
-            preprocess["templates"] = _templates(hypothesis_template)
+            preprocess["templates"] = tuple(
+                prepare_texts(list(check_templates(hypothesis_template)), what="template")
+            )
         if timeout is not None:
             preprocess["timeout"] = float(timeout)
         postprocess = {}
@@ -105,24 +113,11 @@ class TurkishCLIPZeroShotPipeline(Pipeline):
         return torch.stack(rows)
 
     def _encode_labels(self, labels: list[str], templates: tuple[str, ...], key_base) -> None:
-        prompts = [template.format(label) for label in labels for template in templates]
-        token_ids = tokenize_texts(self.tokenizer, prompts)
+        token_ids = tokenize_texts(self.tokenizer, fill_templates(labels, templates))
         embeds = self.model.embed_token_ids(token_ids, self.tokenizer.pad_token_id)
-        embeds = torch.nn.functional.normalize(embeds.float(), dim=-1)
-        per_label = embeds.view(len(labels), len(templates), -1).mean(dim=1)
-        per_label = torch.nn.functional.normalize(per_label, dim=-1)
+        per_label = ensemble_prompt_embeddings(embeds, len(labels))
         for label, row in zip(labels, per_label):
             self._label_cache[(key_base, label)] = row
-
-
-def _templates(value: str | Sequence[str]) -> tuple[str, ...]:
-    templates = (value,) if isinstance(value, str) else tuple(value)
-    if not templates:
-        raise ValueError("hypothesis_template is an empty list")
-    for template in templates:
-        if not isinstance(template, str) or template.count("{}") != 1:
-            raise ValueError(f"each hypothesis_template needs exactly one '{{}}', got {template!r}")
-    return tuple(prepare_texts(list(templates), what="template"))
 
 
 __all__ = ["TurkishCLIPZeroShotPipeline", "DEFAULT_TEMPLATE", "TURKISH_TEMPLATES"]

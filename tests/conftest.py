@@ -4,12 +4,18 @@ tiny OpenAI-format CLIP archive built with OpenAI's own `clip` package."""
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+
+# transformers caches remote-code modules by folder name: a private cache for each run keeps two
+# runs side by side, or stale copies from an earlier run, from loading each other's files.
+os.environ.setdefault("HF_MODULES_CACHE", tempfile.mkdtemp(prefix="turkish-clip-modules-"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"

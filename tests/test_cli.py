@@ -16,7 +16,7 @@ from PIL import Image
 from transformers import AutoModel
 
 import cli
-import image_index
+from search import image_index
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ["bir {} fotoğrafı", "{} içeren bir resim"]

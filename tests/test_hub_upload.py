@@ -10,8 +10,6 @@ import io
 import json
 import logging
 import shutil
-import subprocess
-import sys
 import urllib.request
 import warnings
 from pathlib import Path
@@ -26,6 +24,7 @@ from huggingface_hub.repocard import metadata_load
 from PIL import Image
 
 import hub_upload
+from conversion.verification import REFUSED_SUFFIXES
 from turkish_clip import DEFAULT_TEMPLATE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +137,7 @@ def test_converted_images_match_clip_encode_image(loaded, tiny_clip_archive):
 def test_converted_folder_is_safetensors_only_with_auto_map(converted):
     names = {p.relative_to(converted.folder).as_posix() for p in converted.folder.rglob("*")}
     assert "model.safetensors" in names
-    assert not [n for n in names if n.endswith(hub_upload.REFUSED_SUFFIXES)]
+    assert not [n for n in names if n.endswith(REFUSED_SUFFIXES)]
     assert not [n for n in names if n.startswith(".")]
     config = json.loads((converted.folder / "config.json").read_text())
     assert set(config["auto_map"]) >= {
@@ -515,20 +514,3 @@ def test_push_of_a_missing_folder_fails_cleanly(tmp_path, fake_api, capsys):
     code = hub_upload.main(["push", str(tmp_path / "nowhere"), "--repo-id", "me/tr-clip"])
     assert code == 1
     assert "nowhere is not a folder" in capsys.readouterr().err
-
-
-# --------------------------------------------------------------------------------------------
-# Style
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
-def test_ruff_clean(command):
-    files = ["hub_upload.py", "tests/test_hub_upload.py", "tests/conftest.py"]
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", *command, *files],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageFile
-from turkish_clip.image_loading import ImageLoadError, load_image, to_rgb
 
 from turkish_clip import TurkishCLIPImageProcessor, image_loading
+from turkish_clip.image_loading import ImageLoadError, load_image, to_rgb
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -8,6 +8,7 @@ from builders import save_tiny_model_folder, tiny_model, tiny_processor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoProcessor
+
 from turkish_clip.processing import MAX_TOKENS, prepare_texts
 
 

@@ -1,4 +1,4 @@
-"""Tests for convert_checkpoints: every mapping is checked against the ORIGINAL libraries' own
+"""Tests for conversion/checkpoints.py: every mapping is checked against the ORIGINAL libraries' own
 outputs (OpenAI `clip`, TensorFlow/Keras numbers stored in fixtures), not against a re-derivation
 of the mapping, and every malformed checkpoint must be refused with a message naming the tensor."""
 
@@ -25,7 +25,7 @@ from transformers import (
     DistilBertModel,
 )
 
-import convert_checkpoints as cc
+from conversion import checkpoints as cc
 
 TF_PREFIX = "distilbert/tf_distil_bert_model/distilbert"
 LAMBDA_MARKER_ENV = "TURKISH_CLIP_LAMBDA_MARKER"
@@ -267,7 +267,7 @@ class _FakeResponse(io.BytesIO):
         self.headers = {} if length is None else {"Content-Length": str(length)}
 
 
-def test_head_url_is_downloaded_with_timeout(fixtures_dir, monkeypatch):
+def test_head_url_is_downloaded_with_timeout(fixtures_dir, monkeypatch, tmp_path):
     data = (fixtures_dir / "head_tiny.h5").read_bytes()
     calls = []
 
@@ -276,7 +276,8 @@ def test_head_url_is_downloaded_with_timeout(fixtures_dir, monkeypatch):
         return _FakeResponse(data, len(data))
 
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
-    weight, bias = cc.read_projection_head("https://example.invalid/clip_head.h5")
+    cc.download_file("https://example.invalid/clip_head.h5", tmp_path / "head.h5")
+    weight, bias = cc.read_projection_head(tmp_path / "head.h5")
     local_weight, local_bias = cc.read_projection_head(fixtures_dir / "head_tiny.h5")
     assert calls == [("https://example.invalid/clip_head.h5", cc.HEAD_DOWNLOAD_TIMEOUT_S)]
     assert torch.equal(weight, local_weight)
@@ -284,13 +285,13 @@ def test_head_url_is_downloaded_with_timeout(fixtures_dir, monkeypatch):
 
 
 @pytest.mark.parametrize("declare_length", [True, False])
-def test_head_url_download_is_size_capped(fixtures_dir, monkeypatch, declare_length):
+def test_head_url_download_is_size_capped(fixtures_dir, monkeypatch, declare_length, tmp_path):
     data = (fixtures_dir / "head_tiny.h5").read_bytes()
     length = len(data) if declare_length else None
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: _FakeResponse(data, length))
     monkeypatch.setattr(cc, "MAX_HEAD_BYTES", 1000)
     with pytest.raises(ValueError, match=r"more than the 1000 bytes allowed"):
-        cc.read_projection_head("http://example.invalid/clip_head.h5")
+        cc.download_file("http://example.invalid/clip_head.h5", tmp_path / "head.h5")
 
 
 # --------------------------------------------------------------------------------------------

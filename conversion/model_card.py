@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
+from huggingface_hub import ModelCardData
 
-from convert_checkpoints import DEFAULT_TEXT_SOURCE
+from conversion.checkpoints import DEFAULT_TEXT_SOURCE
+from conversion.sources import Sources
+from conversion.verification import Check
 from turkish_clip import DEFAULT_TEMPLATE, TurkishCLIPConfig
-
-if TYPE_CHECKING:
-    from hub_upload import Check, Sources
 
 BASE_MODELS = (DEFAULT_TEXT_SOURCE, "openai/clip-vit-base-patch32")
 
@@ -29,18 +28,8 @@ def model_card(
     figures = "\n".join(
         f"| {check.name} | {check.difference:.3g} | {check.tolerance:g} |" for check in checks
     )
-    base_models = "\n".join(f"- {name}" for name in BASE_MODELS)
     return f"""---
-language: tr
-license: other
-library_name: transformers
-pipeline_tag: zero-shot-image-classification
-base_model:
-{base_models}
-tags:
-- clip
-- turkish
-- zero-shot-image-classification
+{card_metadata().to_yaml()}
 ---
 
 # Turkish CLIP
@@ -126,6 +115,18 @@ absolute differences (torch {torch.__version__}, transformers {transformers.__ve
 under the MIT license, and the base model `dbmdz/distilbert-base-turkish-cased` under MIT.
 Check with the original author before any use that needs a license grant.
 """
+
+
+def card_metadata() -> ModelCardData:
+    """The card's YAML header, as the Hub reads it."""
+    return ModelCardData(
+        language="tr",
+        license="other",
+        library_name="transformers",
+        pipeline_tag="zero-shot-image-classification",
+        base_model=list(BASE_MODELS),
+        tags=["clip", "turkish", "zero-shot-image-classification"],
+    )
 
 
 def _source(source: str) -> str:

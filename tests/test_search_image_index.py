@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-import image_index
+from search import image_index
 
 
 def test_plan_update_sorts_files_into_kept_added_changed_removed() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import evaluation
+from evaluation import inputs, metrics
 
 
 def test_classification_metrics_match_hand_computation() -> None:
@@ -19,20 +19,20 @@ def test_classification_metrics_match_hand_computation() -> None:
         ]
     )
     targets = np.array([0, 0, 1, 2, 2])
-    metrics = evaluation.classification_metrics(logits, targets, k=2)
-    assert metrics["top1"] == pytest.approx(2 / 5)
-    assert metrics["topk"] == pytest.approx(4 / 5)
-    assert [entry["top1"] for entry in metrics["per_class"]] == [0.5, 1.0, 0.0]
-    assert [entry["images"] for entry in metrics["per_class"]] == [2, 1, 2]
-    assert metrics["confusions"] == [
+    result = metrics.classification_metrics(logits, targets, k=2)
+    assert result["top1"] == pytest.approx(2 / 5)
+    assert result["topk"] == pytest.approx(4 / 5)
+    assert [entry["top1"] for entry in result["per_class"]] == [0.5, 1.0, 0.0]
+    assert [entry["images"] for entry in result["per_class"]] == [2, 1, 2]
+    assert result["confusions"] == [
         {"true": 2, "predicted": 0, "count": 2},
         {"true": 0, "predicted": 1, "count": 1},
     ]
 
 
 def test_classification_metrics_leave_classes_without_images_unscored() -> None:
-    metrics = evaluation.classification_metrics(np.array([[1.0, 0.0]]), np.array([0]), k=1)
-    assert [entry["top1"] for entry in metrics["per_class"]] == [1.0, None]
+    result = metrics.classification_metrics(np.array([[1.0, 0.0]]), np.array([0]), k=1)
+    assert [entry["top1"] for entry in result["per_class"]] == [1.0, None]
 
 
 def test_retrieval_recall_matches_hand_computation() -> None:
@@ -45,7 +45,7 @@ def test_retrieval_recall_matches_hand_computation() -> None:
             [0.0, 0.2, 0.7],  # caption 3 -> image 2: rank 0
         ]
     )
-    recall = evaluation.retrieval_recall(similarity, np.array([0, 1, 2, 2]), ks=(1, 2))
+    recall = metrics.retrieval_recall(similarity, np.array([0, 1, 2, 2]), ks=(1, 2))
     assert recall["text_to_image"] == {"R@1": 2 / 4, "R@2": 3 / 4}
     # Image 0: its caption 0 (0.9) is first. Image 1: caption 1 (0.3) is behind caption 2 (0.6)
     # and caption 3 (0.2) is below it: rank 1. Image 2: best own caption 3 (0.7) is first.
@@ -53,18 +53,18 @@ def test_retrieval_recall_matches_hand_computation() -> None:
 
 
 def test_class_labels_from_folder_names_txt_and_json(tmp_path: Path) -> None:
-    assert evaluation.read_class_labels(tmp_path, ["kedi", "köpek"]) == {
+    assert inputs.read_class_labels(tmp_path, ["kedi", "köpek"]) == {
         "kedi": "kedi",
         "köpek": "köpek",
     }
     (tmp_path / "classes.txt").write_text("# folder\tlabel\ncat\tkedi\n\ndog\tköpek\n")
-    assert evaluation.read_class_labels(tmp_path, ["cat", "dog"]) == {"cat": "kedi", "dog": "köpek"}
+    assert inputs.read_class_labels(tmp_path, ["cat", "dog"]) == {"cat": "kedi", "dog": "köpek"}
     with pytest.raises(ValueError, match="no label for folder.*bird"):
-        evaluation.read_class_labels(tmp_path, ["bird", "cat"])
+        inputs.read_class_labels(tmp_path, ["bird", "cat"])
     (tmp_path / "classes.txt").unlink()
     (tmp_path / "classes.json").write_text('{"cat": "kedi", "dog": "kedi"}')
     with pytest.raises(ValueError, match="share the label.*kedi"):
-        evaluation.read_class_labels(tmp_path, ["cat", "dog"])
+        inputs.read_class_labels(tmp_path, ["cat", "dog"])
 
 
 # Commands on the tiny model.

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import tempfile
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -36,7 +35,11 @@ from transformers import (
     CLIPVisionModelWithProjection,
     DistilBertConfig,
     DistilBertModel,
+    DistilBertTokenizerFast,
 )
+
+from turkish_clip import TurkishCLIPImageProcessor, TurkishCLIPProcessor
+from turkish_clip.processing import MAX_TOKENS
 
 DEFAULT_TEXT_SOURCE = "mys/distilbert-base-turkish-cased-clip"
 DEFAULT_HEAD_URL = "https://github.com/monatis/turkish-clip/raw/main/clip_head.h5"
@@ -173,7 +176,7 @@ def read_text_tower(source: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     TensorFlow weights, which are read with h5py (transformers 5 has no TensorFlow support);
     safetensors and PyTorch `.bin` folders are accepted too so a re-export can be converted.
     """
-    folder = _text_folder(source)
+    folder = text_folder(source)
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise ValueError(f"{folder} has no config.json")
@@ -198,7 +201,7 @@ def read_text_tower(source: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return state.finish(expected), config
 
 
-def _text_folder(source: str | Path) -> Path:
+def text_folder(source: str | Path) -> Path:
     """A local folder as is; anything else is a Hub id, fetched (config, tokenizer, weights)."""
     path = Path(source)
     if path.is_dir():
@@ -276,16 +279,11 @@ _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 def read_projection_head(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Read the Keras projection head as a torch Linear (weight (out, in), bias (out,)).
 
-    `path` is a local `.h5` file or an http(s) URL. The Keras model config is parsed as JSON and
-    must be exactly an input followed by one linear Dense with bias; anything else (a `Lambda`,
-    a second Dense, an activation) is refused before any weight is read, because the converted
-    model only has room for one affine map.
+    `path` is a local `.h5` file (`download_file` fetches a URL first). The Keras model config is
+    parsed as JSON and must be exactly an input followed by one linear Dense with bias; anything
+    else (a `Lambda`, a second Dense, an activation) is refused before any weight is read, because
+    the converted model only has room for one affine map.
     """
-    if str(path).startswith(("http://", "https://")):
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / "clip_head.h5"
-            download_file(str(path), local)
-            return _read_head_h5(local)
     return _read_head_h5(Path(path))
 
 
@@ -535,3 +533,25 @@ def assemble_state_dict(
     state.update({name: _fp32(tensor) for name, tensor in vision.items()})
     state["logit_scale"] = _fp32(logit_scale).reshape(())
     return state
+
+
+# --------------------------------------------------------------------------------------------
+# Processor: the source's tokenizer beside CLIP's image preprocessing
+# --------------------------------------------------------------------------------------------
+
+
+def build_processor(text_folder: Path, image_size: int) -> TurkishCLIPProcessor:
+    """The source's own tokenizer and CLIP's image preprocessing at the tower's size."""
+    image_processor = TurkishCLIPImageProcessor(size=image_size, crop_size=image_size)
+    return TurkishCLIPProcessor(
+        image_processor=image_processor, tokenizer=source_tokenizer(text_folder)
+    )
+
+
+def source_tokenizer(text_folder: Path) -> DistilBertTokenizerFast:
+    """Cased (Turkish I/ı and İ/i differ), and fast, so that tokenizer.json is written."""
+    # from_pretrained, never the constructor: in transformers 5 `DistilBertTokenizer(vocab_file=)`
+    # silently maps every word to [UNK].
+    return DistilBertTokenizerFast.from_pretrained(
+        text_folder, do_lower_case=False, model_max_length=MAX_TOKENS
+    )
