@@ -1,0 +1,1 @@
+"""Loading and running Turkish CLIP for the commands."""
