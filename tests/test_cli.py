@@ -177,9 +177,9 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> dict:
     seen = {"loads": 0, "images": []}
     load = cli.load_model
 
-    def counting_load(name: str, revision: str | None):
+    def counting_load(*args, **kwargs):
         seen["loads"] += 1
-        model = load(name, revision)
+        model = load(*args, **kwargs)
         encode = model.encode_image
 
         def encode_image(images, **kwargs):
