@@ -392,6 +392,15 @@ def _quiet_libraries(quiet: bool) -> None:
 # Arguments.
 
 
+def _check_trust(args: argparse.Namespace) -> None:
+    """Code is trusted only for a model the user names: an index's meta.json must not choose it."""
+    if args.trust_remote_code and args.model is None:
+        raise CLIError(
+            "--trust-remote-code needs --model naming the folder or Hub id whose code you trust "
+            "(the default model and an index's model never get it by default)"
+        )
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -470,6 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, or argparse's own one-line usage error
         return int(stop.code or 0)
     try:
+        _check_trust(args)
         _quiet_libraries(args.quiet)
         return args.run(args)
     except CLIError as error:

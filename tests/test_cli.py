@@ -479,8 +479,12 @@ def test_index_naming_a_model_of_another_type_needs_the_flag(capsys, tmp_path, p
         error = err.splitlines()[-1]  # after index's warning about broken.jpg
         assert error.startswith("error: ") and str(folder.resolve()) in error
         assert "'clip_with_extras'" in error and "--trust-remote-code" in error
+    # The flag trusts only a model named on the command line, never the one meta.json names.
+    code, out, err = run(capsys, "search", "deniz", "--index", index, "--trust-remote-code")
+    assert (code, out) == (1, "") and err.startswith("error: --trust-remote-code needs --model")
     assert not marker.exists()
-    code, out, _ = run(capsys, "search", "deniz", "--index", index, "--trust-remote-code", "-q")
+    trusted = ["--trust-remote-code", "--model", folder, "-q"]
+    code, out, _ = run(capsys, "search", "deniz", "--index", index, *trusted)
     assert code == 0 and len(out.splitlines()) == 4
     assert marker.exists()
 
