@@ -381,9 +381,11 @@ def _one_line(error: BaseException) -> str:
 def _quiet_libraries(quiet: bool) -> None:
     """Library warnings go; their progress bars stay for interactive runs (model downloads)."""
     from huggingface_hub.utils import disable_progress_bars
+    from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging
 
     logging.set_verbosity_error()
+    hub_logging.set_verbosity_error()  # its retry notices would bury the one-line error
     if quiet or not sys.stderr.isatty():
         logging.disable_progress_bar()
         disable_progress_bars()

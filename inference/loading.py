@@ -74,6 +74,8 @@ def needs_remote_code(name: str, revision: str | None, trust_remote_code: bool) 
     """Whether `name` needs code of its own; refuses, naming it, a model that cannot be loaded
     safely: missing, without `model.safetensors`, or needing code that was not trusted."""
     folder = Path(name).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ModelChoiceError(f"model {name!r} is a file, not a model folder")
     if folder.is_dir():
         if revision is not None:
             raise ModelChoiceError(

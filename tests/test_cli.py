@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import huggingface_hub.utils
+import huggingface_hub.utils.logging
 import numpy as np
 import pytest
 import transformers.utils.logging
@@ -32,10 +33,12 @@ TEMPLATES = ["bir {} fotoğrafı", "{} içeren bir resim"]
 def restore_library_logging():
     """cli.main quiets transformers for the whole process; other test modules expect defaults."""
     verbosity = transformers.utils.logging.get_verbosity()
+    hub_verbosity = huggingface_hub.utils.logging.get_verbosity()
     bars = transformers.utils.logging.is_progress_bar_enabled()
     hub_bars = not huggingface_hub.utils.are_progress_bars_disabled()
     yield
     transformers.utils.logging.set_verbosity(verbosity)
+    huggingface_hub.utils.logging.set_verbosity(hub_verbosity)
     if bars:
         transformers.utils.logging.enable_progress_bar()
     if hub_bars:

@@ -116,6 +116,8 @@ def test_missing_or_wrong_folders_are_named(tmp_path, model_dir) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "has no config.json" in refusal(load_model, str(empty))
+    weights = str(model_dir / "model.safetensors")
+    assert refusal(load_model, weights) == f"model {weights!r} is a file, not a model folder"
     message = refusal(load_model, str(model_dir), "main")
     assert "'main'" in message and "local folder" in message
 
