@@ -94,7 +94,8 @@ def needs_remote_code(name: str, revision: str | None, trust_remote_code: bool) 
         pin = "" if folder.is_dir() else " and --revision COMMIT_SHA"
         raise ModelChoiceError(
             f"model {_model_name(name, revision)} is of type {model_type!r}, not {MODEL_TYPE!r}: "
-            f"loading it runs code from it; pass --trust-remote-code{pin} if you trust that code"
+            f"loading it runs code from it; if you trust that code, pass --trust-remote-code with "
+            f"--model naming it{pin}"
         )
     return True
 
