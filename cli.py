@@ -10,7 +10,6 @@ torch and transformers are imported only inside the commands, so `--help` answer
 """
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ from search.image_index import (
     scan_images,
     top_matches,
 )
+from terminal.escaping import json_line, printable
 
 
 class CLIError(Exception):
@@ -108,7 +108,7 @@ def run_classify(args: argparse.Namespace) -> int:
     templates = _templates(args.template)
     from turkish_clip.image_loading import load_image
 
-    pipe = load_pipeline(args.model or DEFAULT_MODEL, args.revision)
+    pipe = load_pipeline(args.model or DEFAULT_MODEL, args.revision, args.trust_remote_code)
     max_pixels = pipe.image_processor.max_image_pixels
     options = {"candidate_labels": labels, "top_k": args.top_k}
     if templates:
@@ -132,9 +132,10 @@ def _print_classification(source: str, ranked: list[dict], as_json: bool) -> Non
 
     if as_json:
         labels = [{"label": item["label"], "score": item["score"]} for item in ranked]
-        lines = [json.dumps({"image": source, "labels": labels}, ensure_ascii=False)]
+        lines = [json_line({"image": source, "labels": labels})]
     else:
-        lines = [source] + [f"  {item['score']:7.2%}  {item['label']}" for item in ranked]
+        lines = [printable(source)]
+        lines += [f"  {item['score']:7.2%}  {printable(item['label'])}" for item in ranked]
     tqdm.write("\n".join(lines), file=sys.stdout)  # above the progress bar, not through it
     sys.stdout.flush()  # results stream to a pipe as they come
 
@@ -155,9 +156,10 @@ def run_index(args: argparse.Namespace) -> int:
     for entry in plan.still_unreadable:
         _warn(f"skipped: {entry['reason']} (unchanged since the last run)")
     if old and not plan.has_changes:
-        print(f"{folder}: {len(old.files)} images, up to date")  # nothing to load or write
+        # Nothing to load or write.
+        print(f"{printable(folder)}: {len(old.files)} images, up to date")
         return 0
-    model = load_model(source, revision)
+    model = load_model(source, revision, args.trust_remote_code)
     dim = model.config.projection_dim
     if old and old.meta["dim"] != dim:
         raise CLIError(f"index {folder} holds {old.meta['dim']}-dim embeddings, the model {dim}")
@@ -175,7 +177,7 @@ def run_index(args: argparse.Namespace) -> int:
     save_index(folder, meta, files, embeddings)
     added = len(set(plan.added) & {new_paths[i] for i in kept})
     print(
-        f"{folder}: {len(files)} images ({added} added, {len(kept) - added} updated, "
+        f"{printable(folder)}: {len(files)} images ({added} added, {len(kept) - added} updated, "
         f"{len(plan.removed)} removed, {len(plan.keep)} unchanged, {len(unreadable)} unreadable)"
     )
     return 0
@@ -218,7 +220,7 @@ def run_search(args: argparse.Namespace) -> int:
         raise CLIError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
     if not index.files:
         raise CLIError(f"index {folder} is empty")
-    model = load_model(*choose_model(args.model, args.revision, index.meta))
+    model = load_model(*choose_model(args.model, args.revision, index.meta), args.trust_remote_code)
     if args.image is None:
         query = model.encode_text([args.query], return_numpy=True)[0]
     else:
@@ -229,9 +231,9 @@ def run_search(args: argparse.Namespace) -> int:
     for rank, (row, score) in enumerate(top_matches(index.embeddings, query, args.top_k), 1):
         path = str(root / index.files[row]["path"])
         if args.json:
-            print(json.dumps({"rank": rank, "path": path, "score": score}, ensure_ascii=False))
+            print(json_line({"rank": rank, "path": path, "score": score}))
         else:
-            print(f"{rank:3d}  {score:.4f}  {path}")
+            print(f"{rank:3d}  {score:.4f}  {printable(path)}")
     return 0
 
 
@@ -257,7 +259,7 @@ def _evaluate_folder(args: argparse.Namespace) -> int:
         targets += [target] * len(found)
     if not paths:
         raise CLIError(f"no images in the class folders of {root}")
-    model = load_model(model_source(args.model or DEFAULT_MODEL), args.revision)
+    model = _load_named_model(args)
     image_embeds, kept, failures = embed_image_files(model, paths, args.batch_size, args.quiet)
     if not kept:
         raise CLIError(f"none of the {len(paths)} images in {root} could be read")
@@ -273,7 +275,7 @@ def _evaluate_folder(args: argparse.Namespace) -> int:
         metrics = classification_metrics(image_embeds @ label_embeds.T, targets, k)
         report[name] = _name_classes(metrics, folders, label_list, templates)
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(json_line(report))
     else:
         _print_accuracy(report)
     return 0
@@ -289,22 +291,25 @@ def _name_classes(metrics: dict, folders: list[str], labels: list[str], template
 
 def _print_accuracy(report: dict) -> None:
     single, ensemble, k = report["single"], report["ensemble"], report["k"]
-    print(f"{report['dataset']}: {report['images']} images, {report['classes']} classes")
+    shown = f"{printable(report['dataset'])}: {report['images']} images"
+    print(f"{shown}, {report['classes']} classes")
     rows = [("1 template", single), (f"{len(ensemble['templates'])} templates", ensemble)]
     print(f"{'':14s} {'top-1':>7s} {f'top-{k}':>7s}")
     for name, result in rows:
         print(f"{name:14s} {result['top1']:7.1%} {result['topk']:7.1%}")
     print("\nper class (top-1: 1 template / ensemble)")
-    width = max(len(entry["label"]) for entry in single["per_class"])
-    for one, many in zip(single["per_class"], ensemble["per_class"]):
+    labels = [printable(entry["label"]) for entry in single["per_class"]]
+    width = max(len(label) for label in labels)
+    for label, one, many in zip(labels, single["per_class"], ensemble["per_class"]):
         print(
-            f"  {one['label']:{width}s} {one['images']:5d} images  {_percent(one['top1'])} / "
+            f"  {label:{width}s} {one['images']:5d} images  {_percent(one['top1'])} / "
             f"{_percent(many['top1'])}"
         )
     if ensemble["confusions"]:
         print("\nmost frequent confusions (ensemble: true -> predicted)")
         for entry in ensemble["confusions"]:
-            print(f"  {entry['count']:5d}  {entry['true']} -> {entry['predicted']}")
+            pair = f"{printable(entry['true'])} -> {printable(entry['predicted'])}"
+            print(f"  {entry['count']:5d}  {pair}")
 
 
 def _percent(value: float | None) -> str:
@@ -314,7 +319,7 @@ def _percent(value: float | None) -> str:
 def _evaluate_captions(args: argparse.Namespace) -> int:
     pairs = read_captions(Path(args.captions).expanduser())
     images = list(dict.fromkeys(path for path, _ in pairs))
-    model = load_model(model_source(args.model or DEFAULT_MODEL), args.revision)
+    model = _load_named_model(args)
     image_embeds, kept, failures = embed_image_files(model, images, args.batch_size, args.quiet)
     if not kept:
         raise CLIError(f"none of the {len(images)} images in {args.captions} could be read")
@@ -326,13 +331,19 @@ def _evaluate_captions(args: argparse.Namespace) -> int:
     report = {"captions": len(pairs), "images": len(kept), **recall}
     report["unreadable"] = list(failures.values())
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(json_line(report))
         return 0
-    print(f"{args.captions}: {len(pairs)} captions, {len(kept)} images")
+    print(f"{printable(args.captions)}: {len(pairs)} captions, {len(kept)} images")
     print(f"{'':14s}" + "".join(f"{f'R@{k}':>8s}" for k in RECALL_KS))
     for name, key in (("text -> image", "text_to_image"), ("image -> text", "image_to_text")):
         print(f"{name:14s}" + "".join(f"{value:8.1%}" for value in recall[key].values()))
     return 0
+
+
+def _load_named_model(args: argparse.Namespace):
+    return load_model(
+        model_source(args.model or DEFAULT_MODEL), args.revision, args.trust_remote_code
+    )
 
 
 def _templates(templates: list[str] | None) -> tuple[str, ...]:
@@ -354,7 +365,8 @@ def _progress(total: int, unit: str, quiet: bool):
 def _warn(message: str) -> None:
     from tqdm import tqdm
 
-    tqdm.write(message, file=sys.stderr)  # prints above a running progress bar, not through it
+    # Above a running progress bar, not through it; messages name files, so escaped.
+    tqdm.write(printable(message), file=sys.stderr)
 
 
 def _failure(path: object, error: Exception) -> str:
@@ -369,15 +381,26 @@ def _one_line(error: BaseException) -> str:
 def _quiet_libraries(quiet: bool) -> None:
     """Library warnings go; their progress bars stay for interactive runs (model downloads)."""
     from huggingface_hub.utils import disable_progress_bars
+    from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging
 
     logging.set_verbosity_error()
+    hub_logging.set_verbosity_error()  # its retry notices would bury the one-line error
     if quiet or not sys.stderr.isatty():
         logging.disable_progress_bar()
         disable_progress_bars()
 
 
 # Arguments.
+
+
+def _check_trust(args: argparse.Namespace) -> None:
+    """Code is trusted only for a model the user names: an index's meta.json must not choose it."""
+    if args.trust_remote_code and args.model is None:
+        raise CLIError(
+            "--trust-remote-code needs --model naming the folder or Hub id whose code you trust "
+            "(the default model and an index's model never get it by default)"
+        )
 
 
 def _positive_int(text: str) -> int:
@@ -394,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"model folder or Hub id (default {DEFAULT_MODEL!r}, or an existing index's model)",
     )
     common.add_argument("--revision", help="Hub branch, tag or commit of --model")
+    common.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run the code of a model that is not of type turkish_clip (from the Hub, only at a "
+        "--revision commit sha); Turkish CLIP models never need it",
+    )
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     templates = argparse.ArgumentParser(add_help=False)
     templates.add_argument(
@@ -452,12 +481,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, or argparse's own one-line usage error
         return int(stop.code or 0)
     try:
+        _check_trust(args)
         _quiet_libraries(args.quiet)
         return args.run(args)
     except CLIError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(error)}", file=sys.stderr)
     except (OSError, ValueError, TypeError) as error:  # from loading models and reading files
-        print(f"error: {_one_line(error)}", file=sys.stderr)
+        print(f"error: {printable(_one_line(error))}", file=sys.stderr)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,13 +1,27 @@
-"""How the commands load a model: which one an index needs, from where, on which device."""
+"""How the commands load a model: which one an index needs, from where, with whose code, on which
+device.
 
+A folder or Hub repository named on the command line or in an index contributes weights and
+configuration, never code: Turkish CLIP models load with this checkout's classes, and only from
+`model.safetensors` (a pickle file such as `pytorch_model.bin` can run code as it is read). A model
+of another type needs its own code; that is loaded only with `trust_remote_code=True` and, from
+the Hub, only at a commit sha, so the code that runs is the code that was read.
+"""
+
+import json
+import re
 from pathlib import Path
 
 # The folder that `python hub_upload.py convert --output turkish-clip` writes.
 DEFAULT_MODEL = "turkish-clip"
+MODEL_TYPE = "turkish_clip"
+WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_WEIGHTS_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+_COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 class ModelChoiceError(ValueError):
-    """The model asked for is missing, or is not the one an index was built with."""
+    """The model asked for is missing, unsafe to load, or not the one an index was built with."""
 
 
 def model_source(name: str) -> str:
@@ -16,30 +30,74 @@ def model_source(name: str) -> str:
     return str(path.resolve()) if path.is_dir() else name
 
 
-def load_model(name: str, revision: str | None):
-    if name == DEFAULT_MODEL and not Path(name).exists():
-        raise ModelChoiceError(
-            f"model folder {DEFAULT_MODEL!r} not found: write it with `python hub_upload.py "
-            f"convert --output {DEFAULT_MODEL}` or pass --model (a folder or a Hub id)"
-        )
-    from transformers import AutoModel
+def load_model(name: str, revision: str | None = None, trust_remote_code: bool = False):
+    """The model `name` (a folder or a Hub id) in eval mode, on the GPU if there is one."""
+    if needs_remote_code(name, revision, trust_remote_code):
+        from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(name, revision=revision, trust_remote_code=True)
+        model = _from_pretrained(AutoModel, name, revision, trust_remote_code=True)
+    else:
+        from turkish_clip import TurkishCLIPModel
+
+        model = _from_pretrained(TurkishCLIPModel, name, revision)
+        _call(lambda: model.processor, name, revision)  # a broken tokenizer fails here, named
     return model.to(_device()).eval()
 
 
-def load_pipeline(name: str, revision: str | None):
-    if name == DEFAULT_MODEL and not Path(name).exists():
-        load_model(name, revision)  # raises the same helpful error
-    from transformers import pipeline
+def load_pipeline(name: str, revision: str | None = None, trust_remote_code: bool = False):
+    """The zero-shot classification pipeline of `name`: this checkout's pipeline class around a
+    model loaded by `load_model`, or, for a trusted model of another type, the model's own."""
+    if needs_remote_code(name, revision, trust_remote_code):
+        from transformers import pipeline
 
-    return pipeline(
-        "zero-shot-image-classification",
-        model=name,
-        revision=revision,
-        trust_remote_code=True,
-        device=_device(),
+        return pipeline(
+            "zero-shot-image-classification",
+            model=name,
+            revision=revision,
+            trust_remote_code=True,
+            device=_device(),
+            model_kwargs={"use_safetensors": True},
+        )
+    from turkish_clip.pipeline_turkish_clip import TurkishCLIPZeroShotPipeline
+
+    model = load_model(name, revision)
+    processor = model.processor
+    return TurkishCLIPZeroShotPipeline(
+        model=model,
+        tokenizer=processor.tokenizer,
+        image_processor=processor.image_processor,
+        device=model.device,
     )
+
+
+def needs_remote_code(name: str, revision: str | None, trust_remote_code: bool) -> bool:
+    """Whether `name` needs code of its own; refuses, naming it, a model that cannot be loaded
+    safely: missing, without `model.safetensors`, or needing code that was not trusted."""
+    folder = Path(name).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ModelChoiceError(f"model {name!r} is a file, not a model folder")
+    if folder.is_dir():
+        if revision is not None:
+            raise ModelChoiceError(
+                f"--revision {revision!r} names a Hub commit, but model {name!r} is a local folder "
+                "(drop --revision)"
+            )
+        config = _read_config(folder / "config.json", repr(name))
+        _check_weights(folder, name)
+    else:
+        _check_hub_id(name, revision, trust_remote_code)
+        config = _read_config(_hub_config(name, revision), _model_name(name, revision))
+    model_type = config.get("model_type")
+    if model_type == MODEL_TYPE:
+        return False
+    if not trust_remote_code:
+        pin = "" if folder.is_dir() else " and --revision COMMIT_SHA"
+        raise ModelChoiceError(
+            f"model {_model_name(name, revision)} is of type {model_type!r}, not {MODEL_TYPE!r}: "
+            f"loading it runs code from it; if you trust that code, pass --trust-remote-code with "
+            f"--model naming it{pin}"
+        )
+    return True
 
 
 def choose_model(
@@ -49,20 +107,100 @@ def choose_model(
     error, because embeddings from two models do not share a space."""
     if meta is None:
         return model_source(name or DEFAULT_MODEL), revision
-    source = model_source(name) if name is not None else meta["model"]
-    if name is None and revision is None:
-        revision = meta["revision"]
-    if (source, revision) != (meta["model"], meta["revision"]):
+    built_with, built_at = meta.get("model"), meta.get("revision")
+    if not isinstance(built_with, str) or not (built_at is None or isinstance(built_at, str)):
         raise ModelChoiceError(
-            f"the index was built with model {_model_name(meta['model'], meta['revision'])}, not "
+            "the index's meta.json names no model (its 'model' must be a folder or Hub id, its "
+            "'revision' a string or null)"
+        )
+    source = model_source(name) if name is not None else built_with
+    if name is None and revision is None:
+        revision = built_at
+    if (source, revision) != (built_with, built_at):
+        raise ModelChoiceError(
+            f"the index was built with model {_model_name(built_with, built_at)}, not "
             f"{_model_name(source, revision)}; embeddings of two models cannot be mixed "
             "(use another --index folder)"
         )
     return source, revision
 
 
+def _check_hub_id(name: str, revision: str | None, trust_remote_code: bool) -> None:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if name == DEFAULT_MODEL:
+        raise ModelChoiceError(
+            f"model folder {DEFAULT_MODEL!r} not found: write it with `python hub_upload.py "
+            f"convert --output {DEFAULT_MODEL}` or pass --model (a folder or a Hub id)"
+        )
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise ModelChoiceError(f"model folder {name!r} not found") from None
+    if trust_remote_code and (revision is None or not _COMMIT_SHA.fullmatch(revision)):
+        raise ModelChoiceError(
+            f"--trust-remote-code with Hub model {name!r} needs --revision set to a full "
+            f"40-character commit sha, not {revision!r}: a branch or tag can move to other code"
+        )
+
+
+def _hub_config(name: str, revision: str | None) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    path = _call(lambda: hf_hub_download(name, "config.json", revision=revision), name, revision)
+    return Path(path)
+
+
+def _read_config(path: Path, shown: str) -> dict:
+    """config.json as a dict; `shown` names the model in errors."""
+    if not path.is_file():
+        raise ModelChoiceError(f"model {shown} has no config.json: it is not a model folder")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelChoiceError(f"model {shown}: config.json cannot be read: {error}") from None
+    if not isinstance(config, dict):
+        raise ModelChoiceError(f"model {shown}: config.json does not hold a JSON object")
+    return config
+
+
+def _check_weights(folder: Path, name: str) -> None:
+    if any((folder / file).is_file() for file in WEIGHTS_FILES):
+        return
+    pickles = [file for file in PICKLE_WEIGHTS_FILES if (folder / file).is_file()]
+    if pickles:
+        raise ModelChoiceError(
+            f"model folder {name!r} has only {pickles[0]}, a pickle file that can run code as it "
+            "is read; only model.safetensors is loaded (convert the folder with safetensors)"
+        )
+    raise ModelChoiceError(f"model folder {name!r} has no model.safetensors")
+
+
+def _from_pretrained(model_class, name: str, revision: str | None, **kwargs):
+    return _call(
+        lambda: model_class.from_pretrained(
+            name, revision=revision, use_safetensors=True, **kwargs
+        ),
+        name,
+        revision,
+    )
+
+
+def _call(load, name: str, revision: str | None):
+    """`load()`, with any loading error as one line naming the model."""
+    try:
+        return load()
+    except ModelChoiceError:
+        raise
+    except Exception as error:  # transformers and the Hub client raise many kinds, many lines
+        message = " ".join(str(error).split()) or type(error).__name__
+        raise ModelChoiceError(
+            f"model {_model_name(name, revision)} cannot be loaded: {message}"
+        ) from error
+
+
 def _model_name(source: str, revision: str | None) -> str:
-    return f"{source}@{revision}" if revision else source
+    return repr(f"{source}@{revision}" if revision else source)
 
 
 def _device() -> str:

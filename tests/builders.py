@@ -1,10 +1,12 @@
 """Builders of tiny Turkish CLIP models for tests: random weights, real file formats."""
 
+import json
 from pathlib import Path
 
 import torch
 
 from turkish_clip import (
+    MODEL_FILES,
     TurkishCLIPConfig,
     TurkishCLIPImageProcessor,
     TurkishCLIPModel,
@@ -59,3 +61,31 @@ def tiny_processor() -> TurkishCLIPProcessor:
 def save_tiny_model_folder(directory: Path, seed: int = 0, **overrides) -> Path:
     """A complete model folder, as the converter writes it, holding a tiny random model."""
     return save_model_folder(tiny_model(seed, **overrides), tiny_processor(), directory)
+
+
+def replace_model_code(folder: Path, marker: Path) -> Path:
+    """Replaces every code file of a model folder by code that writes `marker` and raises, as a
+    shared folder or a moved Hub repository could: a loader that runs the folder's code leaves
+    `marker` behind."""
+    code = (
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text(__name__)\n"
+        "raise RuntimeError('code from the model folder ran')\n"
+    )
+    for name in MODEL_FILES:
+        (folder / name).write_text(code)
+    return folder
+
+
+def retype_model_folder(folder: Path, model_type: str, marker: Path) -> Path:
+    """Makes a model folder of another type, whose own code works and writes `marker` when run:
+    a model that can only be loaded with trust_remote_code."""
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    config["model_type"] = model_type
+    config_path.write_text(json.dumps(config))
+    code_path = folder / "configuration_turkish_clip.py"
+    code = code_path.read_text().replace(
+        'model_type = "turkish_clip"', f"model_type = {model_type!r}"
+    )
+    code_path.write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n{code}")
+    return folder

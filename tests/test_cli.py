@@ -1,22 +1,29 @@
 """The command line on a tiny random model: outputs checked against the model's own embeddings and
 against hand-computed metrics."""
 
+import contextlib
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import huggingface_hub.utils
+import huggingface_hub.utils.logging
 import numpy as np
 import pytest
 import transformers.utils.logging
-from builders import save_tiny_model_folder
+from builders import replace_model_code, retype_model_folder, save_tiny_model_folder
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from transformers import AutoModel
 
 import cli
 from search import image_index
+from turkish_clip.configuration_turkish_clip import check_templates
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ["bir {} fotoğrafı", "{} içeren bir resim"]
@@ -26,10 +33,12 @@ TEMPLATES = ["bir {} fotoğrafı", "{} içeren bir resim"]
 def restore_library_logging():
     """cli.main quiets transformers for the whole process; other test modules expect defaults."""
     verbosity = transformers.utils.logging.get_verbosity()
+    hub_verbosity = huggingface_hub.utils.logging.get_verbosity()
     bars = transformers.utils.logging.is_progress_bar_enabled()
     hub_bars = not huggingface_hub.utils.are_progress_bars_disabled()
     yield
     transformers.utils.logging.set_verbosity(verbosity)
+    huggingface_hub.utils.logging.set_verbosity(hub_verbosity)
     if bars:
         transformers.utils.logging.enable_progress_bar()
     if hub_bars:
@@ -177,9 +186,9 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> dict:
     seen = {"loads": 0, "images": []}
     load = cli.load_model
 
-    def counting_load(name: str, revision: str | None):
+    def counting_load(*args, **kwargs):
         seen["loads"] += 1
-        model = load(name, revision)
+        model = load(*args, **kwargs)
         encode = model.encode_image
 
         def encode_image(images, **kwargs):
@@ -435,3 +444,169 @@ def test_evaluate_captions_refuses_malformed_lines(capsys, tmp_path, model_dir) 
     tsv.write_text("a.png\tbir kedi\nb.png without a tab\n")
     code, _, err = run(capsys, "evaluate", "--captions", tsv, "--model", model_dir)
     assert code == 1 and "line 2" in err
+
+
+# Models: weights and configuration from a folder or an index, never its code.
+
+
+def test_model_code_in_the_folder_never_runs(capsys, tmp_path, photos, model_dir, model) -> None:
+    marker = tmp_path / "ran"
+    folder = replace_model_code(Path(shutil.copytree(model_dir, tmp_path / "shared")), marker)
+    image = noise_image(tmp_path / "a.png", 0)
+    code, out, _ = run(
+        capsys, "classify", image, "--labels", "kedi", "köpek", "--json", "--model", folder
+    )
+    assert code == 0
+    scale = model.logit_scale.exp().item()
+    label_embeds = hand_label_embeds(model, ["kedi", "köpek"], [model.config.default_template])
+    expected = softmax(scale * model.encode_image([image], return_numpy=True)[0] @ label_embeds.T)
+    by_label = {item["label"]: item["score"] for item in json_lines(out)[0]["labels"]}
+    assert [by_label["kedi"], by_label["köpek"]] == pytest.approx(expected, abs=1e-4)
+    index = tmp_path / "index"
+    assert run(capsys, "index", photos, "--index", index, "--model", folder)[0] == 0
+    code, out, _ = run(capsys, "search", "--image", photos / "a.png", "--index", index, "--json")
+    assert code == 0 and json_lines(out)[0]["path"] == str((photos / "a.png").resolve())
+    assert not marker.exists()
+
+
+def test_index_naming_a_model_of_another_type_needs_the_flag(capsys, tmp_path, photos, model_dir):
+    marker = tmp_path / "ran"
+    folder = Path(shutil.copytree(model_dir, tmp_path / "shared"))
+    index = tmp_path / "index"
+    assert run(capsys, "index", photos, "--index", index, "--model", folder)[0] == 0
+    retype_model_folder(folder, "clip_with_extras", marker)  # the folder is replaced in place
+    for command in (["search", "deniz"], ["index", photos]):
+        noise_image(photos / "new.png", 30)  # gives index something to embed
+        code, out, err = run(capsys, *command, "--index", index)
+        assert (code, out) == (1, "") and "Traceback" not in err
+        error = err.splitlines()[-1]  # after index's warning about broken.jpg
+        assert error.startswith("error: ") and str(folder.resolve()) in error
+        assert "'clip_with_extras'" in error and "--trust-remote-code" in error
+    # The flag trusts only a model named on the command line, never the one meta.json names.
+    code, out, err = run(capsys, "search", "deniz", "--index", index, "--trust-remote-code")
+    assert (code, out) == (1, "") and err.startswith("error: --trust-remote-code needs --model")
+    assert not marker.exists()
+    trusted = ["--trust-remote-code", "--model", folder, "-q"]
+    code, out, _ = run(capsys, "search", "deniz", "--index", index, *trusted)
+    assert code == 0 and len(out.splitlines()) == 4
+    assert marker.exists()
+
+
+def test_unsafe_or_missing_models_are_one_line_errors(capsys, tmp_path, model_dir) -> None:
+    image = noise_image(tmp_path / "a.png", 0)
+    pickled = Path(shutil.copytree(model_dir, tmp_path / "pickled"))
+    (pickled / "model.safetensors").rename(pickled / "pytorch_model.bin")
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    cases = [
+        (["--model", pickled], [str(pickled), "pytorch_model.bin", "model.safetensors"]),
+        (["--model", tmp_path / "gone"], [str(tmp_path / "gone"), "not found"]),
+        (["--model", model_dir, "--revision", sha], [str(model_dir), "local folder"]),
+        (["--model", "someone/clip", "--trust-remote-code"], ["someone/clip", "commit sha"]),
+        (["--model", "someone/clip", "--revision", "main", "--trust-remote-code"], ["'main'"]),
+    ]
+    for options, named in cases:
+        for command in (["classify", image, "--labels", "kedi"], ["evaluate", "--captions", image]):
+            if command[0] == "evaluate":
+                (tmp_path / "c.tsv").write_text("a.png\tbir kedi\n")
+                command = ["evaluate", "--captions", tmp_path / "c.tsv"]
+            code, out, err = run(capsys, *command, *options)
+            assert (code, out) == (1, "")
+            assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+            assert all(part in err for part in named), err
+
+
+# Templates: the one check in configuration_turkish_clip, reported as one line.
+
+
+@pytest.mark.parametrize("template", ["{name} için {}", "{0}", "{", "}{}", "{}{}", "kedi", "{!r}"])
+def test_bad_templates_are_one_line_errors(capsys, tmp_path, model_dir, template) -> None:
+    image = noise_image(tmp_path / "a.png", 0)
+    for class_name in ("kedi", "köpek"):
+        noise_image(tmp_path / "data" / class_name / "0.png", 1)
+    for command in (
+        ["classify", image, "--labels", "kedi", "köpek"],
+        ["evaluate", "--images", tmp_path / "data"],
+    ):
+        code, out, err = run(capsys, *command, f"--template={template}", "--model", model_dir)
+        assert (code, out) == (1, "")
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith(f"error: template {template!r} ")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.characters(exclude_categories=[])))
+def test_any_template_gives_one_line_or_passes_the_check(template: str) -> None:
+    stderr = io.StringIO()
+    argv = ["classify", "a.png", "--labels", "kedi", f"--template={template}"]
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main([*argv, "--model", "/nonexistent/model"])
+    [line] = stderr.getvalue().splitlines()
+    assert code == 1 and line.startswith("error: ") and line.isprintable()
+    try:
+        check_templates(template)
+    except ValueError:
+        assert line.startswith("error: template ")
+    else:
+        assert line == "error: model folder '/nonexistent/model' not found"
+
+
+# File names reach the terminal escaped; --json keeps them exact.
+
+HOSTILE = "kırmızı\x1b[31m\r\n\u202e"  # colours the terminal, rewrites the line, reverses text
+NOT_UTF8 = os.fsdecode(b"\xff")  # a byte of a name that is not UTF-8, as Python carries it
+
+
+def test_classify_escapes_names_and_json_keeps_them(capsys, tmp_path, model_dir) -> None:
+    good = noise_image(tmp_path / f"{HOSTILE}\u2028\x85{NOT_UTF8}.png", 0)
+    bad = tmp_path / f"bozuk{HOSTILE}.jpg"
+    bad.write_bytes(os.urandom(200))
+    argv = ["classify", bad, good, "--labels", "kedi", "köpek", "--model", model_dir]
+    code, out, err = run(capsys, *argv)
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0] == f"{tmp_path}/kırmızı\\x1b[31m\\r\\n\\u202e\\u2028\\x85\\xff.png"
+    assert len(lines) == 3 and all(line.isprintable() for line in lines)
+    [warning] = err.splitlines()
+    assert warning.isprintable() and "bozuk" in warning and "\\x1b[31m" in warning
+    code, out, _ = run(capsys, *argv, "--json")
+    assert [result["image"] for result in json_lines(out)] == [str(good)]
+
+
+def test_index_and_search_escape_names(capsys, tmp_path, model_dir) -> None:
+    folder = tmp_path / "photos"
+    names = [f"{HOSTILE}{i}.png" for i in range(2)]
+    for seed, name in enumerate(names):
+        noise_image(folder / name, seed)
+    (folder / f"bozuk{HOSTILE}.jpg").write_bytes(os.urandom(300))
+    index = tmp_path / "index"
+    code, out, err = run(capsys, "index", folder, "--index", index, "--model", model_dir)
+    assert code == 0 and "2 images" in out
+    [warning] = err.splitlines()
+    assert warning.isprintable() and "bozuk" in warning and "\\x1b[31m\\r\\n\\u202e" in warning
+    code, out, err = run(capsys, "search", "deniz", "--index", index)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert len(lines) == 2 and all(line.isprintable() for line in lines)
+    escaped = "kırmızı\\x1b[31m\\r\\n\\u202e"
+    assert sorted(line.rsplit("/", 1)[1] for line in lines) == [f"{escaped}{i}.png" for i in (0, 1)]
+    code, out, _ = run(capsys, "search", "deniz", "--index", index, "--json")
+    assert sorted(hit["path"] for hit in json_lines(out)) == [
+        str(folder.resolve() / name) for name in names
+    ]
+
+
+def test_evaluate_escapes_class_names_and_json_keeps_them(capsys, tmp_path, model_dir) -> None:
+    classes = [f"kedi{HOSTILE}", "köpek\u2028\x85"]
+    for index, name in enumerate(classes):
+        noise_image(tmp_path / "data" / name / "0.png", index)
+    (tmp_path / "data" / classes[0] / f"{HOSTILE}.jpg").write_bytes(os.urandom(100))
+    argv = ["evaluate", "--images", tmp_path / "data", "--model", model_dir]
+    code, out, err = run(capsys, *argv)
+    assert code == 0
+    assert all(line.isprintable() for line in out.splitlines())
+    assert "kedikırmızı\\x1b[31m\\r\\n\\u202e" in out and "köpek\\u2028\\x85" in out
+    [warning] = err.splitlines()
+    assert warning.isprintable() and "\\x1b[31m" in warning
+    code, out, _ = run(capsys, *argv, "--json")
+    report = json.loads(out)
+    assert sorted(entry["label"] for entry in report["single"]["per_class"]) == sorted(classes)

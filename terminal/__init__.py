@@ -1,0 +1,1 @@
+"""Text for the terminal: file names and messages made safe to print."""
