@@ -36,21 +36,23 @@ def _search_tab(gr, app: AppModel, files: ThumbnailFiles) -> None:
             label="Search in Turkish",
             placeholder="sahilde koşan bir köpek",
             elem_id="query",
-            scale=4,
+            scale=5,
         )
-        top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Results", scale=1)
+        button = gr.Button("Search", variant="primary", elem_id="search-button", scale=1)
     with gr.Row():
-        button = gr.Button("Search", variant="primary", elem_id="search-button")
+        top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Results", scale=1)
         upload = gr.File(
             label="Find similar: upload a photo",
             file_types=["image"],
             type="filepath",
+            height=110,
             elem_id="similar-upload",
+            scale=1,
         )
     message = gr.Markdown(elem_id="search-message")
     gallery = gr.Gallery(
         label="Results (click one to find images like it)",
-        columns=6,
+        columns=4,
         allow_preview=False,
         object_fit="cover",
         elem_id="results",
