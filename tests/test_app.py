@@ -303,6 +303,28 @@ def test_other_paths_get_no_content(served, target, status) -> None:
         assert body == b""
 
 
+def test_thumbnails_from_several_threads_are_complete(served) -> None:
+    """The thumbnail route under load from several threads: every answer complete and equal."""
+    import urllib.request
+
+    url = f"{served[0].url}/thumbnail/{thumbnail_id('keep.png')}"
+    bodies, errors = [], []
+
+    def fetch() -> None:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                bodies.append(response.read())
+        except Exception as error:  # collected and reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(set(bodies)) == 1
+
+
 # About.
 
 

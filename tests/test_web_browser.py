@@ -2,7 +2,6 @@
 a generated photo folder. Screenshots of each tab go to tests/artifacts/ (git-ignored)."""
 
 import re
-import threading
 from pathlib import Path
 
 import pytest
@@ -232,25 +231,3 @@ def test_without_an_index_only_classify_is_shown(browser, site, tmp_path) -> Non
         context.close()
     finally:
         running.stop()
-
-
-def test_page_serves_requests_from_threads_without_errors(site) -> None:
-    """The thumbnail route under load from several threads: every answer complete and equal."""
-    import urllib.request
-
-    url = f"{site[0].url}/thumbnail/{thumbnail_id('orman.webp')}"
-    bodies, errors = [], []
-
-    def fetch() -> None:
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                bodies.append(response.read())
-        except Exception as error:  # collected and reported below
-            errors.append(error)
-
-    threads = [threading.Thread(target=fetch) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == [] and len(set(bodies)) == 1
