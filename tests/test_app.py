@@ -7,6 +7,7 @@ import shutil
 import socket
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,7 @@ def test_text_search_ranks_as_the_model_embeds(page_model, reference, files) -> 
 
 def test_uploaded_photo_finds_itself_first(setup, page_model, files) -> None:
     photo = setup[1] / "tatil" / "şehir gece.jpg"
-    items, rows, message = callbacks.search_upload(page_model, files, str(photo), 2, BASE)
+    items, rows, message = callbacks.search_upload(page_model, files, str(photo), setup[1], 2, BASE)
     assert message == "" and len(items) == 2
     assert paths_of(items)[0] == "tatil/şehir gece.jpg"
     assert scores_of(items)[0] == pytest.approx(1.0, abs=1e-3)
@@ -138,7 +139,8 @@ def test_classify_matches_the_pipeline(setup, page_model, choice) -> None:
     from turkish_clip import DEFAULT_TEMPLATE, TURKISH_TEMPLATES
 
     photo = setup[1] / "kedi.jpg"
-    probs, message = callbacks.classify_upload(page_model, str(photo), "kedi, köpek ,araba", choice)
+    labels = "kedi, köpek ,araba"
+    probs, message = callbacks.classify_upload(page_model, str(photo), setup[1], labels, choice)
     assert message == "" and list(probs) == ["kedi", "köpek", "araba"]
     classifier = pipeline("zero-shot-image-classification", model=setup[0], trust_remote_code=True)
     template = list(TURKISH_TEMPLATES) if choice == callbacks.ENSEMBLE_CHOICE else DEFAULT_TEMPLATE
@@ -157,11 +159,13 @@ def test_labels_are_trimmed_and_deduplicated() -> None:
 def test_corrupt_upload_is_a_message_naming_the_file(tmp_path, page_model) -> None:
     (tmp_path / "gradio-cache-123").mkdir()
     upload = corrupt_jpeg(tmp_path / "gradio-cache-123" / "bozuk.jpg")
-    probs, message = callbacks.classify_upload(page_model, str(upload), "kedi", None)
+    probs, message = callbacks.classify_upload(page_model, str(upload), tmp_path, "kedi", None)
     assert probs is None
     assert message.startswith("**Error:** 'bozuk.jpg' is truncated or corrupt")
     assert str(tmp_path) not in message
-    items, _, search_message = callbacks.search_upload(page_model, None, str(upload), 3, BASE)
+    items, _, search_message = callbacks.search_upload(
+        page_model, None, str(upload), tmp_path, 3, BASE
+    )
     assert items == [] and "'bozuk.jpg' is truncated or corrupt" in search_message
 
 
@@ -169,19 +173,37 @@ def test_decompression_bomb_upload_is_refused_before_decoding(tmp_path, page_mod
     bomb = tmp_path / "bomb.png"
     Image.new("1", (10_000, 10_000)).save(bomb)  # 100 MP, a few kilobytes on disk
     assert bomb.stat().st_size < 100_000
-    probs, message = callbacks.classify_upload(page_model, str(bomb), "kedi", None)
+    probs, message = callbacks.classify_upload(page_model, str(bomb), tmp_path, "kedi", None)
     assert probs is None and "'bomb.png' is 10000x10000 = 100,000,000 pixels" in message
-    assert callbacks.preview_upload(page_model, str(bomb))[0] is None
+    assert callbacks.preview_upload(page_model, str(bomb), tmp_path)[0] is None
 
 
 def test_missing_upload_and_bad_labels_are_messages(setup, page_model) -> None:
-    assert callbacks.classify_upload(page_model, None, "kedi", None) == (
+    photos = setup[1]
+    assert callbacks.classify_upload(page_model, None, photos, "kedi", None) == (
         None,
         "**Error:** upload a photo first",
     )
-    photo = str(setup[1] / "kedi.jpg")
-    _, message = callbacks.classify_upload(page_model, photo, "kedi", "another")
+    photo = str(photos / "kedi.jpg")
+    _, message = callbacks.classify_upload(page_model, photo, photos, "kedi", "another")
     assert message == "**Error:** unknown template choice 'another'"
+
+
+def test_only_files_in_the_upload_folder_are_opened(tmp_path, page_model, files) -> None:
+    """Gradio's API accepts any server path as a file input; the callbacks refuse it."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    photo = noise_image(tmp_path / "kedi.jpg", 5)
+    outside = [str(photo), str(uploads / ".." / "kedi.jpg")]
+    for path in outside:
+        image, message = callbacks.preview_upload(page_model, path, uploads)
+        assert (
+            image is None and message == "**Error:** 'kedi.jpg' was not uploaded through the page"
+        )
+        assert callbacks.classify_upload(page_model, path, uploads, "kedi", None)[0] is None
+        assert callbacks.search_upload(page_model, files, path, uploads, 3, BASE)[0] == []
+    (uploads / "link.jpg").symlink_to(photo)
+    assert callbacks.preview_upload(page_model, str(uploads / "link.jpg"), uploads)[0] is None
 
 
 # Concurrency.
@@ -323,6 +345,23 @@ def test_thumbnails_from_several_threads_are_complete(served) -> None:
     for thread in threads:
         thread.join()
     assert errors == [] and len(set(bodies)) == 1
+
+
+def test_gradio_api_cannot_read_server_files(served) -> None:
+    """A client naming a server path as the upload gets an error, not a copy of the file."""
+    running, photos, _ = served
+    payload = {"path": str(photos / "keep.png"), "meta": {"_type": "gradio.FileData"}}
+    request = urllib.request.Request(
+        f"{running.url}/gradio_api/call/show",
+        data=json.dumps({"data": [payload]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{running.url}/gradio_api/call/show/{event}") as response:
+        stream = response.read().decode()
+    assert stream.startswith("event: error") and "it was not uploaded by a user" in stream
+    assert "gradio_api/file=" not in stream  # no copy of the file to fetch
 
 
 # About.

@@ -38,13 +38,19 @@ def choose_templates(app: AppModel, choice: str | None) -> tuple[str, ...]:
     raise AppInputError(f"unknown template choice {choice!r}")
 
 
-def open_upload(app: AppModel, path: str | None):
-    """An uploaded file as an RGB image, through the project's loader and its pixel limit."""
+def open_upload(app: AppModel, path: str | None, uploads: Path):
+    """An uploaded file as an RGB image, through the project's loader and its pixel limit.
+
+    Gradio's API lets a client name any server path as a file input; only files inside the
+    upload folder `uploads` are opened, so the page cannot be made to read other files.
+    """
     from turkish_clip.image_loading import load_image
 
     if not path:
         raise AppInputError("upload a photo first")
     name = Path(path).name
+    if not Path(path).resolve().is_relative_to(Path(uploads).resolve()):
+        raise AppInputError(f"{name!r} was not uploaded through the page")
     try:
         return load_image(path, max_pixels=app.max_pixels)
     except (OSError, ValueError) as error:  # ImageLoadError is a ValueError
@@ -70,10 +76,10 @@ def search_text(
 
 
 def search_upload(
-    app: AppModel, files: ThumbnailFiles, path: str | None, top_k, base_url: str
+    app: AppModel, files: ThumbnailFiles, path: str | None, uploads: Path, top_k, base_url: str
 ) -> Results:
     def run() -> Results:
-        query = app.embed_image(open_upload(app, path))
+        query = app.embed_image(open_upload(app, path, uploads))
         return _results(files, search_index(app, query, _k(app, top_k)), base_url)
 
     return _guarded(run)
@@ -92,12 +98,12 @@ def search_like(
 
 
 def classify_upload(
-    app: AppModel, path: str | None, labels_text: str | None, choice: str | None
+    app: AppModel, path: str | None, uploads: Path, labels_text: str | None, choice: str | None
 ) -> tuple[dict[str, float] | None, str]:
     try:
         labels = parse_labels(labels_text)
         templates = choose_templates(app, choice)
-        image = open_upload(app, path)
+        image = open_upload(app, path, uploads)
         return classify(app, image, labels, templates), ""
     except AppInputError as error:
         return None, f"**Error:** {error}"
@@ -105,12 +111,12 @@ def classify_upload(
         return None, f"**Error:** {' '.join(str(error).split())}"
 
 
-def preview_upload(app: AppModel, path: str | None):
+def preview_upload(app: AppModel, path: str | None, uploads: Path):
     """The uploaded photo as the model will see it (before cropping), or the reason it cannot."""
     if not path:
         return None, ""
     try:
-        return open_upload(app, path), ""
+        return open_upload(app, path, uploads), ""
     except AppInputError as error:
         return None, f"**Error:** {error}"
 

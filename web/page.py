@@ -64,7 +64,8 @@ def _search_tab(gr, app: AppModel, files: ThumbnailFiles) -> None:
         return callbacks.search_text(app, files, text, k, page_origin(request))
 
     def by_upload(path, k, request: gr.Request):
-        return callbacks.search_upload(app, files, path, k, page_origin(request))
+        uploads = upload_folder()
+        return callbacks.search_upload(app, files, path, uploads, k, page_origin(request))
 
     def like(shown, k, event: gr.SelectData, request: gr.Request):
         return callbacks.search_like(app, files, shown, event.index, k, page_origin(request))
@@ -99,9 +100,12 @@ def _classify_tab(gr, app: AppModel, examples: list[Path]) -> None:
         gr.Examples([[str(path)] for path in examples], inputs=[upload], label="Demo photos")
 
     def run(path, text, choice):
-        return callbacks.classify_upload(app, path, text, choice)
+        return callbacks.classify_upload(app, path, upload_folder(), text, choice)
 
-    upload.change(lambda path: callbacks.preview_upload(app, path), [upload], [preview, message])
+    def show(path):
+        return callbacks.preview_upload(app, path, upload_folder())
+
+    upload.change(show, [upload], [preview, message])
     button.click(run, [upload, labels, template], [result, message])
 
 
@@ -122,6 +126,13 @@ def about_text(app: AppModel) -> str:
     else:
         lines.append("- **Index:** none (start with `--index` to search photos)")
     return "\n".join(lines)
+
+
+def upload_folder() -> Path:
+    """Where Gradio keeps uploads (and example copies): the only files the callbacks open."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder())
 
 
 def page_origin(request) -> str:

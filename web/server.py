@@ -37,9 +37,13 @@ def build_server_app(app: AppModel, examples: list[Path] = ()):
     page = build_page(app, files, example_copies(list(examples)))
     page.queue(default_concurrency_limit=CONCURRENCY)
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
-    return gr.mount_gradio_app(
+    mounted = gr.mount_gradio_app(
         server, page, path="", theme=theme, max_file_size=MAX_UPLOAD, ssr_mode=False
     )
+    # Gradio accepts only uploaded files as file inputs once a page "has launched", which
+    # mounting never marks; unmarked, its API would copy any server path named by a client.
+    page.has_launched = True
+    return mounted
 
 
 @dataclass
