@@ -406,6 +406,11 @@ def test_command_listens_on_localhost_by_default(monkeypatch) -> None:
     assert (args.host, args.port) == ("127.0.0.1", 7860)
 
 
+def test_original_demo_photos_are_the_default_examples(shared_dir) -> None:
+    images = shared_dir / "images"
+    assert app_command.demo_photos(None) == [images / "myspc.jpeg", images / "mysdk.jpeg"]
+
+
 def test_demo_photos_are_found_where_present(tmp_path) -> None:
     assert app_command.demo_photos(tmp_path) == []
     shutil.copy(__file__, tmp_path / "myspc.jpeg")

@@ -228,6 +228,13 @@ def test_without_an_index_only_classify_is_shown(browser, site, tmp_path) -> Non
         assert [name.strip() for name in names] == ["Classify", "About"]
         assert tab.locator("#query").count() == 0
         tab.get_by_text("Demo photos").wait_for()
+        tab.get_by_text("myspc.jpeg").first.click()  # the example fills the photo input
+        tab.fill("#labels textarea", "kedi, köpek")
+        tab.click("#classify-button")
+        tab.wait_for_selector("#probabilities .confidence-set")
+        labels = tab.locator("#probabilities .confidence-set .text").all_inner_texts()
+        assert sorted(labels) == ["kedi", "köpek"]
+        screenshot(tab, "classify-only")
         context.close()
     finally:
         running.stop()
