@@ -1,0 +1,152 @@
+"""The Gradio page: Search (with an index), Classify, About."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from web import callbacks
+from web.engine import AppModel, index_summary
+from web.thumbnails import ThumbnailFiles
+
+DEFAULT_TOP_K = 12
+MAX_TOP_K = 100
+DEFAULT_LABELS = "kedi, köpek, araba, deniz, insan"
+
+
+def build_page(app: AppModel, files: ThumbnailFiles | None, examples: list[Path]):
+    """The page's Blocks; `files` is None without an index, and then only Classify is shown."""
+    import gradio as gr
+
+    with gr.Blocks(title="Turkish CLIP") as page:
+        gr.Markdown("# Turkish CLIP")
+        with gr.Tabs():
+            if files is not None:
+                with gr.Tab("Search", id="search"):
+                    _search_tab(gr, app, files)
+            with gr.Tab("Classify", id="classify"):
+                _classify_tab(gr, app, examples)
+            with gr.Tab("About", id="about"):
+                gr.Markdown(about_text(app), elem_id="about")
+    return page
+
+
+def _search_tab(gr, app: AppModel, files: ThumbnailFiles) -> None:
+    with gr.Row():
+        query = gr.Textbox(
+            label="Search in Turkish",
+            placeholder="sahilde koşan bir köpek",
+            elem_id="query",
+            scale=5,
+        )
+        button = gr.Button("Search", variant="primary", elem_id="search-button", scale=1)
+    with gr.Row():
+        top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Results", scale=1)
+        upload = gr.File(
+            label="Find similar: upload a photo",
+            file_types=["image"],
+            type="filepath",
+            height=110,
+            elem_id="similar-upload",
+            scale=1,
+        )
+    message = gr.Markdown(elem_id="search-message")
+    gallery = gr.Gallery(
+        label="Results (click one to find images like it)",
+        columns=4,
+        allow_preview=False,
+        object_fit="cover",
+        elem_id="results",
+    )
+    rows = gr.State([])
+    outputs = [gallery, rows, message]
+
+    def by_text(text, k, request: gr.Request):
+        return callbacks.search_text(app, files, text, k, page_origin(request))
+
+    def by_upload(path, k, request: gr.Request):
+        uploads = upload_folder()
+        return callbacks.search_upload(app, files, path, uploads, k, page_origin(request))
+
+    def like(shown, k, event: gr.SelectData, request: gr.Request):
+        return callbacks.search_like(app, files, shown, event.index, k, page_origin(request))
+
+    button.click(by_text, [query, top_k], outputs)
+    query.submit(by_text, [query, top_k], outputs)
+    upload.upload(by_upload, [upload, top_k], outputs)
+    gallery.select(like, [rows, top_k], outputs)
+
+
+def _classify_tab(gr, app: AppModel, examples: list[Path]) -> None:
+    with gr.Row():
+        with gr.Column():
+            upload = gr.File(
+                label="Photo", file_types=["image"], type="filepath", elem_id="classify-upload"
+            )
+            preview = gr.Image(label="Preview", interactive=False, height=240)
+        with gr.Column():
+            labels = gr.Textbox(
+                label="Labels (comma-separated)", value=DEFAULT_LABELS, elem_id="labels"
+            )
+            template = gr.Radio(
+                [callbacks.DEFAULT_CHOICE, callbacks.ENSEMBLE_CHOICE],
+                value=callbacks.DEFAULT_CHOICE,
+                label=f"Prompt: {app.model.config.default_template!r}, or the ensemble of "
+                "16 Turkish templates",
+            )
+            button = gr.Button("Classify", variant="primary", elem_id="classify-button")
+    message = gr.Markdown(elem_id="classify-message")
+    result = gr.Label(label="Probabilities", elem_id="probabilities")
+    if examples:
+        gr.Examples([[str(path)] for path in examples], inputs=[upload], label="Demo photos")
+
+    def run(path, text, choice):
+        return callbacks.classify_upload(app, path, upload_folder(), text, choice)
+
+    def show(path):
+        return callbacks.preview_upload(app, path, upload_folder())
+
+    upload.change(show, [upload], [preview, message])
+    button.click(run, [upload, labels, template], [result, message])
+
+
+def about_text(app: AppModel) -> str:
+    revision = app.revision or getattr(app.model.config, "_commit_hash", None) or "local files"
+    lines = [
+        f"- **Model:** `{app.source}`",
+        f"- **Revision:** `{revision}`",
+        f"- **Embedding size:** {app.model.config.projection_dim}",
+    ]
+    if app.index is not None:
+        summary = index_summary(app)
+        lines += [
+            f"- **Index:** `{summary['folder']}` of `{summary['root']}`",
+            f"- **Indexed images:** {summary['images']} ({summary['unreadable']} unreadable)",
+            f"- **Last updated:** {summary['updated']} ({summary['age']} when the page started)",
+        ]
+    else:
+        lines.append("- **Index:** none (start with `--index` to search photos)")
+    return "\n".join(lines)
+
+
+def upload_folder() -> Path:
+    """Where Gradio keeps uploads (and example copies): the only files the callbacks open."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder())
+
+
+def page_origin(request) -> str:
+    """The page's public origin (scheme, host, port), behind proxies too, for thumbnail URLs."""
+    from gradio import route_utils
+
+    call = request.request  # the HTTP request that queued this event
+    return route_utils.get_root_url(call, route_utils.get_api_call_path(request=call), None)
+
+
+def example_copies(photos: list[Path]) -> list[Path]:
+    """Copies in a temporary folder: Gradio serves examples only from there or the working folder,
+    and widening its allowed paths would expose a whole folder."""
+    if not photos:
+        return []
+    folder = Path(tempfile.mkdtemp(prefix="turkish-clip-examples-"))
+    return [Path(shutil.copy2(photo, folder / photo.name)) for photo in photos]
