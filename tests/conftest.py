@@ -1,13 +1,15 @@
-"""Shared test fixtures: paths to committed fixtures and to the original project's data, and a
-tiny OpenAI-format CLIP archive built with OpenAI's own `clip` package."""
+"""Shared test fixtures: paths to committed fixtures and to the original project's data, a
+tiny OpenAI-format CLIP archive built with OpenAI's own `clip` package, and a local HTTP server."""
 
 from __future__ import annotations
 
 import math
 import os
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,47 @@ def converted_model_dir(tmp_path_factory, fixtures_dir, tiny_clip_archive) -> Pa
     argv += ["--head", str(fixtures_dir / "head_tiny.h5"), "--clip", str(tiny_clip_archive.path)]
     assert hub_upload.main(argv) == 0
     return folder
+
+
+class _RouteHandler(BaseHTTPRequestHandler):
+    """Answers each GET with the route registered for its path, or 404."""
+
+    def do_GET(self) -> None:
+        route = self.server.routes.get(self.path)
+        try:
+            if route is None:
+                self.send_error(404)
+            else:
+                route(self)
+        except OSError:
+            pass  # the client went away, as a client with a deadline does
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@dataclass
+class LocalServer:
+    """An HTTP server on 127.0.0.1 with `routes`: path -> function(handler)."""
+
+    server: ThreadingHTTPServer
+    routes: dict
+    stop: threading.Event
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+
+@pytest.fixture
+def http_server():
+    """A real local HTTP server; `stop` is set at teardown so that slow routes can end."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RouteHandler)
+    server.daemon_threads = True
+    server.routes = {}
+    local = LocalServer(server=server, routes=server.routes, stop=threading.Event())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield local
+    local.stop.set()
+    server.shutdown()
+    server.server_close()
