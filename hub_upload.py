@@ -89,7 +89,7 @@ def push(
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
     plan = plan_upload(folder, include)
-    check_plan(plan, folder)
+    check_plan(plan, folder, include)
     check_weight_files(folder)
     load_folder(folder)
     visibility = "public" if public else "private"

@@ -61,7 +61,7 @@ class UploadPlan:
 
 def matches(path: str, pattern: str) -> bool:
     """Glob match by path segment: `onnx/*.onnx` does not reach into `onnx/sub/`."""
-    return _match_parts(path.split("/"), pattern.strip("/").split("/"))
+    return _match_parts(path.split("/"), pattern.removeprefix("./").strip("/").split("/"))
 
 
 def _match_parts(parts: list[str], patterns: list[str]) -> bool:
@@ -125,10 +125,17 @@ def _sort_file(root: Path, path: Path, include: Sequence[str], plan: UploadPlan)
         plan.not_allowed.append(relative)
 
 
-def check_plan(plan: UploadPlan, folder: Path) -> None:
-    """Refuses, naming them, files outside the allow-list and links that leave the folder."""
+def check_plan(plan: UploadPlan, folder: Path, include: Sequence[str] = ()) -> None:
+    """Refuses, naming them, files outside the allow-list, links that leave the folder, and
+    include patterns that add nothing (a typo would otherwise pass unnoticed)."""
     if plan.unsafe:
         raise ValueError(f"{folder} holds entries push never uploads: {_names(plan.unsafe)}")
+    for pattern in include:
+        if not any(matches(name, pattern) for name, _, _ in plan.files):
+            raise ValueError(
+                f"--include {pattern!r} matches no file in {folder} that push uploads "
+                "(hidden files never go)"
+            )
     if plan.not_allowed:
         raise ValueError(
             f"{folder} holds files that are not part of a model folder: "

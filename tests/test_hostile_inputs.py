@@ -417,7 +417,10 @@ def test_hidden_files_never_go_even_when_included(folder, capsys):
     (folder / ".ssh" / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
     (folder / "onnx").mkdir()
     (folder / "onnx" / ".notes").write_text("private")
-    code, out, err = push(capsys, folder, "--include", ".env", "--include", "**")
+    code, _, err = push(capsys, folder, "--include", ".env", "--include", "**")
+    assert code == 1
+    assert "--include '.env' matches no file" in err and "hidden files never go" in err
+    code, out, err = push(capsys, folder, "--include", "**")
     assert code == 0, err
     assert RecordingHfApi.commits == [expected]
     assert ".env" in out and ".ssh/" in out and "onnx/.notes" in out
@@ -458,6 +461,8 @@ def test_dry_run_lists_exactly_what_goes(folder, capsys):
     # `*` stays within a folder: without --include the nested file is refused.
     code, _, err = push(capsys, folder, "--dry-run")
     assert code == 1 and "onnx/extra/other.onnx" in err
+    code, _, err = push(capsys, folder, "--include", "onnx/extra/*.onx", "--dry-run")
+    assert code == 1 and "--include 'onnx/extra/*.onx' matches no file" in err
 
 
 def test_links_leaving_the_folder_are_refused_even_when_included(folder, tmp_path, capsys):
