@@ -1,5 +1,6 @@
 """Shared test fixtures: paths to committed fixtures and to the original project's data, a
-tiny OpenAI-format CLIP archive built with OpenAI's own `clip` package, and a local HTTP server."""
+tiny OpenAI-format CLIP archive built with OpenAI's own `clip` package, a local HTTP server, and a
+stand-in for huggingface_hub.HfApi."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import warnings
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
+import huggingface_hub
 import pytest
 import torch
 
@@ -157,3 +160,42 @@ def http_server():
     local.stop.set()
     server.shutdown()
     server.server_close()
+
+
+class FakeHfApi:
+    """Records the calls push makes, and the files each commit sends (path in repo -> content,
+    read when the commit is made); `upload_error` makes create_commit raise it."""
+
+    instances: list[FakeHfApi] = []
+    upload_error: Exception | None = None
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        self.calls: list[tuple[str, tuple, dict]] = []
+        self.commits: list[dict[str, bytes]] = []
+        FakeHfApi.instances.append(self)
+
+    def create_repo(self, *args, **kwargs):
+        self.calls.append(("create_repo", args, kwargs))
+
+    def create_branch(self, *args, **kwargs):
+        self.calls.append(("create_branch", args, kwargs))
+
+    def create_commit(self, **kwargs):
+        self.calls.append(("create_commit", (), kwargs))
+        if FakeHfApi.upload_error is not None:
+            raise FakeHfApi.upload_error
+        sent = {}
+        for operation in kwargs["operations"]:
+            with operation.as_file() as file:
+                sent[operation.path_in_repo] = file.read()
+        self.commits.append(sent)
+        return SimpleNamespace(commit_url="https://huggingface.co/me/tr-clip/commit/abc")
+
+
+@pytest.fixture
+def fake_api(monkeypatch) -> type[FakeHfApi]:
+    FakeHfApi.instances = []
+    FakeHfApi.upload_error = None
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
+    return FakeHfApi

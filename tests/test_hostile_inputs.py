@@ -10,9 +10,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
-import huggingface_hub
 import numpy as np
 import pytest
 import torch
@@ -368,38 +366,23 @@ def test_caption_file_with_a_bom_names_the_real_first_image(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
-class RecordingHfApi:
-    """Stands in for huggingface_hub.HfApi: records the files each commit would send."""
-
-    commits: list[dict[str, bytes]] = []
-    created: list[dict] = []
-
-    def __init__(self, **kwargs):
-        pass
-
-    def create_repo(self, repo_id, **kwargs):
-        RecordingHfApi.created.append(kwargs)
-
-    def create_commit(self, **kwargs):
-        sent = {}
-        for operation in kwargs["operations"]:
-            with operation.as_file() as file:
-                sent[operation.path_in_repo] = file.read()
-        RecordingHfApi.commits.append(sent)
-        return SimpleNamespace(commit_url="https://huggingface.co/me/tr-clip/commit/abc")
-
-
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory) -> Path:
     return save_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture
-def folder(model_folder, tmp_path, monkeypatch) -> Path:
+def folder(model_folder, tmp_path, monkeypatch, fake_api) -> Path:
     monkeypatch.setenv("HF_TOKEN", "hf_test")
-    RecordingHfApi.commits, RecordingHfApi.created = [], []
-    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingHfApi)
     return shutil.copytree(model_folder, tmp_path / "model")
+
+
+def commits(fake_api) -> list[dict[str, bytes]]:
+    return [commit for api in fake_api.instances for commit in api.commits]
+
+
+def created(fake_api) -> list[dict]:
+    return [kw for api in fake_api.instances for name, _, kw in api.calls if name == "create_repo"]
 
 
 def model_files(folder: Path) -> dict[str, bytes]:
@@ -412,7 +395,7 @@ def push(capsys, folder: Path, *extra: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-def test_hidden_files_never_go_even_when_included(folder, capsys):
+def test_hidden_files_never_go_even_when_included(folder, fake_api, capsys):
     expected = model_files(folder)
     (folder / ".env").write_text("HF_TOKEN=hf_secret\n")
     (folder / ".ssh").mkdir()
@@ -424,12 +407,12 @@ def test_hidden_files_never_go_even_when_included(folder, capsys):
     assert "--include '.env' matches no file" in err and "hidden files never go" in err
     code, out, err = push(capsys, folder, "--include", "**")
     assert code == 0, err
-    assert RecordingHfApi.commits == [expected]
+    assert commits(fake_api) == [expected]
     assert ".env" in out and ".ssh/" in out and "onnx/.notes" in out
-    assert RecordingHfApi.created == [{"private": True, "exist_ok": True, "repo_type": "model"}]
+    assert created(fake_api) == [{"private": True, "exist_ok": True, "repo_type": "model"}]
 
 
-def test_stray_files_are_listed_and_refused_unless_included(folder, capsys):
+def test_stray_files_are_listed_and_refused_unless_included(folder, fake_api, capsys):
     expected = model_files(folder)
     (folder / "notes.txt").write_text("yapılacaklar")
     (folder / "checkpoint-500").mkdir()
@@ -440,15 +423,15 @@ def test_stray_files_are_listed_and_refused_unless_included(folder, capsys):
         assert len(err.strip().splitlines()) == 1
         assert "checkpoint-500/model.safetensors" in err and "notes.txt" in err
         assert "--include" in err
-    assert RecordingHfApi.commits == []
+    assert commits(fake_api) == []
     code, _, err = push(capsys, folder, "--include", "notes.txt", "--include", "checkpoint-*/**")
     assert code == 0, err
     expected["notes.txt"] = "yapılacaklar".encode()
     expected["checkpoint-500/model.safetensors"] = b"old weights"
-    assert RecordingHfApi.commits == [expected]
+    assert commits(fake_api) == [expected]
 
 
-def test_dry_run_lists_exactly_what_goes(folder, capsys):
+def test_dry_run_lists_exactly_what_goes(folder, fake_api, capsys):
     (folder / "onnx" / "extra").mkdir(parents=True)
     (folder / "onnx" / "model.onnx").write_bytes(b"onnx")
     (folder / "onnx" / "model.onnx_data").write_bytes(b"weights")
@@ -457,7 +440,7 @@ def test_dry_run_lists_exactly_what_goes(folder, capsys):
     assert code == 0, err
     listed = {line.split()[-1] for line in out.splitlines() if line.startswith("  ")}
     assert push(capsys, folder, "--include", "onnx/extra/*.onnx")[0] == 0
-    (sent,) = RecordingHfApi.commits
+    (sent,) = commits(fake_api)
     assert listed == set(sent)
     assert {"onnx/model.onnx", "onnx/model.onnx_data", "onnx/extra/other.onnx"} <= listed
     # `*` stays within a folder: without --include the nested file is refused.
@@ -467,7 +450,9 @@ def test_dry_run_lists_exactly_what_goes(folder, capsys):
     assert code == 1 and "--include 'onnx/extra/*.onx' matches no file" in err
 
 
-def test_links_leaving_the_folder_are_refused_even_when_included(folder, tmp_path, capsys):
+def test_links_leaving_the_folder_are_refused_even_when_included(
+    folder, fake_api, tmp_path, capsys
+):
     secret = tmp_path / "secret.json"
     secret.write_text('{"token": "hf_secret"}')
     (tmp_path / "elsewhere").mkdir()
@@ -482,15 +467,15 @@ def test_links_leaving_the_folder_are_refused_even_when_included(folder, tmp_pat
     for name in ("generation_config.json", "onnx", "vocab.txt", "special_tokens_map.json"):
         assert name in err
     assert "outside the folder" in err and "hidden" in err and "broken" in err
-    assert RecordingHfApi.commits == [] and RecordingHfApi.created == []
+    assert commits(fake_api) == [] and created(fake_api) == []
 
 
-def test_links_within_the_folder_upload_their_target(folder, capsys):
+def test_links_within_the_folder_upload_their_target(folder, fake_api, capsys):
     (folder / "real.md").write_text("# kart")
     (folder / "README.md").symlink_to(folder / "real.md")
     code, _, err = push(capsys, folder, "--include", "real.md")
     assert code == 0, err
-    (sent,) = RecordingHfApi.commits
+    (sent,) = commits(fake_api)
     assert sent["README.md"] == sent["real.md"] == b"# kart"
 
 

@@ -376,38 +376,6 @@ def test_usage_errors_exit_2():
 # --------------------------------------------------------------------------------------------
 
 
-class FakeHfApi:
-    """Records the calls push makes; `upload_error` makes create_commit raise it."""
-
-    instances: list[FakeHfApi] = []
-    upload_error: Exception | None = None
-
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
-        self.calls: list[tuple[str, tuple, dict]] = []
-        FakeHfApi.instances.append(self)
-
-    def create_repo(self, *args, **kwargs):
-        self.calls.append(("create_repo", args, kwargs))
-
-    def create_branch(self, *args, **kwargs):
-        self.calls.append(("create_branch", args, kwargs))
-
-    def create_commit(self, **kwargs):
-        self.calls.append(("create_commit", (), kwargs))
-        if FakeHfApi.upload_error is not None:
-            raise FakeHfApi.upload_error
-        return SimpleNamespace(commit_url="https://huggingface.co/me/tr-clip/commit/abc")
-
-
-@pytest.fixture
-def fake_api(monkeypatch):
-    FakeHfApi.instances = []
-    FakeHfApi.upload_error = None
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
-    return FakeHfApi
-
-
 @pytest.fixture
 def folder_copy(converted, tmp_path) -> Path:
     return shutil.copytree(converted.folder, tmp_path / "model")
@@ -430,17 +398,6 @@ def test_dry_run_lists_files_without_token_or_api(monkeypatch, converted, capsys
     assert "me/tr-clip" in out
 
 
-def sent_files(call: tuple[str, tuple, dict]) -> dict[str, bytes]:
-    """Path in repo -> content, of the files one create_commit call uploads."""
-    name, _, kwargs = call
-    assert name == "create_commit"
-    sent = {}
-    for operation in kwargs["operations"]:
-        with operation.as_file() as file:
-            sent[operation.path_in_repo] = file.read()
-    return sent
-
-
 def test_push_creates_repo_branch_and_uploads_the_folder(
     monkeypatch, fake_api, converted, capsys, caplog
 ):
@@ -461,7 +418,7 @@ def test_push_creates_repo_branch_and_uploads_the_folder(
     upload = api.calls[2][2]
     assert upload["repo_id"] == "me/tr-clip" and upload["revision"] == "v1"
     on_disk = {p.name: p.read_bytes() for p in converted.folder.iterdir()}
-    assert sent_files(api.calls[2]) == on_disk
+    assert api.commits == [on_disk]
     assert "commit/abc" in captured.out
     assert SECRET not in captured.out + captured.err + caplog.text
 
