@@ -249,7 +249,7 @@ def _download(url: str, timeout: float, sockets: "_Sockets") -> bytes:
             if declared.isdigit() and int(declared) > URL_MAX_BYTES:
                 raise ImageLoadError(f"image {url!r} is larger than {URL_MAX_BYTES:,} bytes")
             chunks, size = [], 0
-            # read1 returns whatever one receive brings, so the deadline is checked between them.
+            # read1 returns what has arrived, so the cap is checked as the data comes in.
             while chunk := response.read1(64 * 1024):
                 size += len(chunk)
                 if size > URL_MAX_BYTES:
@@ -317,8 +317,10 @@ class _HTTPHandler(urllib.request.HTTPHandler):
         self._sockets = sockets
 
     def http_open(self, request):
-        connection = functools.partial(_watched_connection, http.client.HTTPConnection)
-        return self.do_open(functools.partial(connection, self._sockets), request)
+        connection = functools.partial(
+            _watched_connection, http.client.HTTPConnection, self._sockets
+        )
+        return self.do_open(connection, request)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
@@ -327,10 +329,10 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         self._sockets = sockets
 
     def https_open(self, request):
-        connection = functools.partial(_watched_connection, http.client.HTTPSConnection)
-        return self.do_open(
-            functools.partial(connection, self._sockets), request, context=self._context
+        connection = functools.partial(
+            _watched_connection, http.client.HTTPSConnection, self._sockets
         )
+        return self.do_open(connection, request, context=self._context)
 
 
 def _opener(sockets: _Sockets) -> urllib.request.OpenerDirector:
