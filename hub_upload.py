@@ -2,8 +2,8 @@
 
     python hub_upload.py convert --output DIR [--text-model ID_OR_DIR] [--head PATH_OR_URL]
                                  [--clip NAME_OR_PATH] [--force]
-    python hub_upload.py push DIR --repo-id NAMESPACE/NAME [--private] [--revision BRANCH]
-                              [--dry-run]
+    python hub_upload.py push DIR --repo-id NAMESPACE/NAME [--public] [--revision BRANCH]
+                              [--include PATTERN ...] [--dry-run]
 
 `convert` reads the three original checkpoints (see conversion/checkpoints.py), writes the folder to
 a hidden staging folder beside DIR, loads it back the way users will (`AutoModel` and
@@ -11,7 +11,9 @@ a hidden staging folder beside DIR, loads it back the way users will (`AutoModel
 Only a folder that passes is moved to DIR, so a DIR that exists is always complete and verified.
 
 `push` uploads a finished folder as it is, after loading it once more: the files users download
-are exactly the files that were checked.
+are exactly the files that were checked. Only the files a model folder is made of go (see
+conversion/publishing.py), plus those named with --include; hidden files never go, and a new
+repository is private unless --public is given.
 
 Exit status: 0 on success, 1 on a failure (with a one-line message), 2 on a usage error.
 """
@@ -22,6 +24,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import huggingface_hub
@@ -29,7 +32,7 @@ import huggingface_hub
 from conversion import checkpoints as cc
 from conversion import staging
 from conversion.model_card import model_card
-from conversion.publishing import publish, size_text, upload_listing
+from conversion.publishing import check_plan, plan_upload, publish, size_text
 from conversion.sources import Original, read_original
 from conversion.verification import (
     VerificationError,
@@ -70,28 +73,39 @@ def _write_verified(original: Original, output: Path) -> None:
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    files = upload_listing(output)
-    print(f"wrote {output} ({len(files)} files, {size_text(sum(size for _, size in files))})")
+    plan = plan_upload(output)
+    print(f"wrote {output} ({len(plan.files)} files, {size_text(plan.total_size)})")
 
 
-def push(folder: Path, repo_id: str, private: bool, revision: str | None, dry_run: bool) -> None:
-    """Check the folder, load it once more, list what goes, then upload it unchanged."""
+def push(
+    folder: Path,
+    repo_id: str,
+    public: bool,
+    revision: str | None,
+    dry_run: bool,
+    include: Sequence[str] = (),
+) -> None:
+    """Check the folder, load it once more, list what goes, then upload exactly that."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
+    plan = plan_upload(folder, include)
+    check_plan(plan, folder, include)
     check_weight_files(folder)
     load_folder(folder)
-    files = upload_listing(folder)
-    where = f"{repo_id} (branch {revision or 'main'}{', private if new' if private else ''})"
+    visibility = "public" if public else "private"
+    where = f"{repo_id} (branch {revision or 'main'}, {visibility} if new)"
+    if plan.hidden:
+        print(f"left out (hidden files never go): {', '.join(plan.hidden)}")
     if dry_run:
         print(
-            f"dry run: would upload {len(files)} files ({size_text(sum(s for _, s in files))})"
+            f"dry run: would upload {len(plan.files)} files ({size_text(plan.total_size)})"
             f" to {where}"
         )
-        for name, size in files:
+        for name, _, size in plan.files:
             print(f"  {size:>12,}  {name}")
         return
-    url = publish(folder, repo_id, private, revision, where)
-    print(f"uploaded {len(files)} files to {where}: {url}")
+    url = publish(plan, repo_id, not public, revision, where)
+    print(f"uploaded {len(plan.files)} files to {where}: {url}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,10 +153,22 @@ def _parser() -> argparse.ArgumentParser:
     push_cmd = commands.add_parser("push", help="upload a model folder to the Hub")
     push_cmd.add_argument("folder", type=Path, metavar="DIR")
     push_cmd.add_argument("--repo-id", required=True, type=_repo_id, metavar="NAMESPACE/NAME")
-    push_cmd.add_argument(
-        "--private",
+    visibility = push_cmd.add_mutually_exclusive_group()
+    visibility.add_argument(
+        "--public",
         action="store_true",
-        help="create the repo private (an existing repo keeps its visibility)",
+        help="create a new repo public (default: private; an existing repo keeps its visibility)",
+    )
+    visibility.add_argument(
+        "--private", action="store_true", help="create a new repo private (the default)"
+    )
+    push_cmd.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="also upload files matching PATTERN (repeatable; `*` stays within one folder, "
+        "`**` spans folders); hidden files never go",
     )
     push_cmd.add_argument("--revision", metavar="BRANCH", help="branch to upload to (created)")
     push_cmd.add_argument(
@@ -163,7 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "convert":
             convert(args.output, args.text_model, args.head, args.clip, args.force)
         else:
-            push(args.folder, args.repo_id, args.private, args.revision, args.dry_run)
+            push(
+                args.folder,
+                args.repo_id,
+                args.public,
+                args.revision,
+                args.dry_run,
+                args.include,
+            )
     except (ValueError, OSError, RuntimeError, VerificationError) as error:
         # One line: readers' multi-problem listings are joined rather than cut.
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]

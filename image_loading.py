@@ -1,9 +1,16 @@
 """Turns whatever a user passes as an image into an RGB PIL image, or says clearly what is wrong.
 
-Accepted: PIL images, paths, raw bytes, http(s) URLs, and HWC/CHW uint8 or float arrays/tensors.
+Accepted: PIL images, paths, raw bytes, http(s) URLs, and HWC/CHW arrays/tensors (uint8,
+16-bit integers, or floats in 0..1).
 """
 
+import contextlib
+import functools
+import http.client
 import io
+import math
+import socket
+import threading
 import urllib.request
 import warnings
 from pathlib import Path
@@ -14,8 +21,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Pillow's own default: about a quarter of a gigapixel, 268 MB as 8-bit RGB.
 DEFAULT_MAX_PIXELS = 89_478_485
+# The deadline of a whole download (connecting, headers and body together), not of each read.
 URL_TIMEOUT_SECONDS = 10.0
 URL_MAX_BYTES = 50 * 1024 * 1024
+# Float images are 0..1. Resampling overshoots sharp edges (torch's bicubic by up to 0.19,
+# Lanczos by about 0.15), so values this far outside are clipped; beyond it they are refused.
+FLOAT_TOLERANCE = 0.25
 
 _TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
@@ -32,6 +43,9 @@ def describe(source: object) -> str:
         return f"<{len(source)} bytes>"
     if isinstance(source, Image.Image):
         return f"<PIL image {source.mode} {source.size[0]}x{source.size[1]}>"
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        dtype = str(source.dtype).removeprefix("torch.")
+        return f"<{type(source).__name__} {dtype} {'x'.join(map(str, source.shape))}>"
     return f"<{type(source).__name__}>"
 
 
@@ -137,18 +151,58 @@ def _scale_to_uint8(pixels: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _array_to_image(array: np.ndarray | torch.Tensor) -> Image.Image:
-    pixels = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else array
+    """HWC or CHW pixels as a PIL image, scaled by their type; out-of-range values are refused."""
+    name = describe(array)
+    if isinstance(array, torch.Tensor):
+        tensor = array.detach().cpu()
+        # numpy has no bfloat16; float32 holds every bfloat16 and float16 value exactly.
+        pixels = (tensor.float() if tensor.is_floating_point() else tensor).numpy()
+    else:
+        pixels = array
     if pixels.ndim == 3 and pixels.shape[0] in (1, 3, 4) and pixels.shape[-1] not in (1, 3, 4):
         pixels = pixels.transpose(1, 2, 0)  # CHW -> HWC
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
     if pixels.ndim not in (2, 3) or pixels.ndim == 3 and pixels.shape[-1] not in (3, 4):
         raise ImageLoadError(f"cannot read an image from an array of shape {tuple(pixels.shape)}")
-    if pixels.dtype != np.uint8:
-        if np.issubdtype(pixels.dtype, np.floating) and pixels.min() >= 0 and pixels.max() <= 1:
-            pixels = np.rint(pixels * 255.0)
-        pixels = np.clip(pixels, 0, 255).astype(np.uint8)
-    return Image.fromarray(np.ascontiguousarray(pixels))
+    if pixels.size == 0:
+        raise ImageLoadError(f"{name} has no pixels")
+    return Image.fromarray(np.ascontiguousarray(_to_uint8(pixels, name)))
+
+
+def _to_uint8(pixels: np.ndarray, name: str) -> np.ndarray:
+    """uint8 as it is; floats are 0..1; other integers are 8-bit if they fit in 0..255, else
+    16-bit (0..65535, scaled as 16-bit image files are); uint16 is always 16-bit."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    if np.issubdtype(pixels.dtype, np.floating):
+        return _float_to_uint8(pixels, name)
+    if not np.issubdtype(pixels.dtype, np.integer):
+        raise ImageLoadError(
+            f"{name}: pixels of type {pixels.dtype} are not an image; pass uint8, 16-bit "
+            "integers or floats in 0..1"
+        )
+    low, high = int(pixels.min()), int(pixels.max())
+    if low < 0 or high > 65535:
+        raise ImageLoadError(
+            f"{name} holds values from {low} to {high}; integer images must be 0..255 (8-bit) "
+            "or 0..65535 (16-bit)"
+        )
+    if pixels.dtype != np.uint16 and high <= 255:
+        return pixels.astype(np.uint8)
+    return np.rint(pixels.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+
+
+def _float_to_uint8(pixels: np.ndarray, name: str) -> np.ndarray:
+    if not np.isfinite(pixels).all():
+        raise ImageLoadError(f"{name} holds NaN or infinite values")
+    low, high = float(pixels.min()), float(pixels.max())
+    if low < -FLOAT_TOLERANCE or high > 1.0 + FLOAT_TOLERANCE:
+        raise ImageLoadError(
+            f"{name} holds values from {low:.6g} to {high:.6g}; float images must be in 0..1 "
+            f"(values within {FLOAT_TOLERANCE} of it are clipped): divide 0..255 data by 255"
+        )
+    return np.rint(np.clip(pixels.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _is_url(text: str) -> bool:
@@ -156,13 +210,142 @@ def _is_url(text: str) -> bool:
 
 
 def _fetch(url: str, timeout: float) -> bytes:
-    """Downloads with a timeout and a size cap, so a bad link can neither hang nor flood memory."""
+    """Downloads within `timeout` seconds in all and at most URL_MAX_BYTES, so that a slow or
+    endless server can neither hold the call nor flood memory.
+
+    The download runs on a daemon thread, so even a hanging name lookup cannot hold the caller;
+    once time is up its sockets are shut down, which wakes a read blocked on them.
+    """
+    number = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+    if not (number and 0 < timeout < math.inf):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    sockets = _Sockets()
+    outcome: dict[str, object] = {}
+    finished = threading.Event()
+
+    def download() -> None:
+        try:
+            outcome["data"] = _download(url, timeout, sockets)
+        except BaseException as error:  # handed to the caller, which raises it
+            outcome["error"] = error
+        finally:
+            finished.set()
+
+    threading.Thread(target=download, name="image-download", daemon=True).start()
+    done = finished.wait(timeout)
+    sockets.shut_down()
+    if not done:
+        raise ImageLoadError(f"cannot download image {url!r}: not complete within {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["data"]
+
+
+def _download(url: str, timeout: float, sockets: "_Sockets") -> bytes:
     request = urllib.request.Request(url, headers={"User-Agent": "turkish-clip"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            data = response.read(URL_MAX_BYTES + 1)
-    except OSError as error:
+        with _opener(sockets).open(request, timeout=timeout) as response:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > URL_MAX_BYTES:
+                raise ImageLoadError(f"image {url!r} is larger than {URL_MAX_BYTES:,} bytes")
+            chunks, size = [], 0
+            # read1 returns what has arrived, so the cap is checked as the data comes in.
+            while chunk := response.read1(64 * 1024):
+                size += len(chunk)
+                if size > URL_MAX_BYTES:
+                    raise ImageLoadError(f"image {url!r} is larger than {URL_MAX_BYTES:,} bytes")
+                chunks.append(chunk)
+            if response.length:  # bytes the server declared but never sent
+                raise ImageLoadError(f"cannot download image {url!r}: the connection closed early")
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        if isinstance(error, ImageLoadError):
+            raise
         raise ImageLoadError(f"cannot download image {url!r}: {error}") from None
-    if len(data) > URL_MAX_BYTES:
-        raise ImageLoadError(f"image {url!r} is larger than {URL_MAX_BYTES:,} bytes")
-    return data
+    return b"".join(chunks)
+
+
+class _Sockets:
+    """The sockets of one download, to shut down when its time is up (or once it is done)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self._closed = False
+
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate descriptor: TLS takes over the original object, and shutting down either
+        # ends the one connection they share.
+        copy = sock.dup()
+        with self._lock:
+            if not self._closed:
+                self._open.append(copy)
+                return
+        _shut(copy)
+
+    def shut_down(self) -> None:
+        with self._lock:
+            self._closed = True
+            sockets, self._open = self._open, []
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the other side
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+def _watched_connection(
+    base: type, sockets: _Sockets, *args, **kwargs
+) -> http.client.HTTPConnection:
+    connection = base(*args, **kwargs)
+    create = connection._create_connection
+
+    def create_watched(*create_args, **create_kwargs) -> socket.socket:
+        sock = create(*create_args, **create_kwargs)
+        sockets.watch(sock)
+        return sock
+
+    connection._create_connection = create_watched
+    return connection
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, sockets: _Sockets) -> None:
+        super().__init__()
+        self._sockets = sockets
+
+    def http_open(self, request):
+        connection = functools.partial(
+            _watched_connection, http.client.HTTPConnection, self._sockets
+        )
+        return self.do_open(connection, request)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, sockets: _Sockets) -> None:
+        super().__init__()
+        self._sockets = sockets
+
+    def https_open(self, request):
+        connection = functools.partial(
+            _watched_connection, http.client.HTTPSConnection, self._sockets
+        )
+        return self.do_open(connection, request, context=self._context)
+
+
+def _opener(sockets: _Sockets) -> urllib.request.OpenerDirector:
+    """http(s) only, redirects included; no ftp, file or data URLs, even by a redirect."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.UnknownHandler(),
+        _HTTPHandler(sockets),
+        _HTTPSHandler(sockets),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPRedirectHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener

@@ -28,9 +28,25 @@ def read_class_labels(root: Path, folders: list[str]) -> dict[str, str]:
     return labels
 
 
+def read_text(path: Path) -> str:
+    """A UTF-8 text file without its byte order mark, which Windows editors write."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text: {error}") from None
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """Only newlines end a line: str.splitlines would also split at U+2028, U+0085 (a "…"
+    mis-decoded) and other separators that may sit inside a caption or a label."""
+    return [line.removesuffix("\r") for line in read_text(path).split("\n")]
+
+
 def _read_json_mapping(path: Path) -> dict[str, str]:
     try:
-        mapping = json.loads(path.read_text(encoding="utf-8"))
+        mapping = json.loads(read_text(path))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
     if not isinstance(mapping, dict) or not all(
@@ -42,12 +58,14 @@ def _read_json_mapping(path: Path) -> dict[str, str]:
 
 def _read_tsv_mapping(path: Path) -> dict[str, str]:
     mapping = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text_lines(path), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         folder, _, label = line.partition("\t")
         if not label.strip():
             raise ValueError(f"{path} line {number}: expected 'folder<TAB>label', got {line!r}")
+        if folder.strip() in mapping:
+            raise ValueError(f"{path} line {number}: folder {folder.strip()!r} is named twice")
         mapping[folder.strip()] = label.strip()
     return mapping
 
@@ -57,7 +75,7 @@ def read_captions(path: Path) -> list[tuple[Path, str]]:
     if not path.is_file():
         raise ValueError(f"caption file {str(path)!r} not found")
     pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text_lines(path), start=1):
         if not line.strip():
             continue
         image, _, caption = line.partition("\t")

@@ -1,15 +1,20 @@
-"""Shared test fixtures: paths to committed fixtures and to the original project's data, and a
-tiny OpenAI-format CLIP archive built with OpenAI's own `clip` package."""
+"""Shared test fixtures: paths to committed fixtures and to the original project's data, a
+tiny OpenAI-format CLIP archive built with OpenAI's own `clip` package, a local HTTP server, and a
+stand-in for huggingface_hub.HfApi."""
 
 from __future__ import annotations
 
 import math
 import os
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
+import huggingface_hub
 import pytest
 import torch
 
@@ -111,3 +116,86 @@ def converted_model_dir(tmp_path_factory, fixtures_dir, tiny_clip_archive) -> Pa
     argv += ["--head", str(fixtures_dir / "head_tiny.h5"), "--clip", str(tiny_clip_archive.path)]
     assert hub_upload.main(argv) == 0
     return folder
+
+
+class _RouteHandler(BaseHTTPRequestHandler):
+    """Answers each GET with the route registered for its path, or 404."""
+
+    def do_GET(self) -> None:
+        route = self.server.routes.get(self.path)
+        try:
+            if route is None:
+                self.send_error(404)
+            else:
+                route(self)
+        except OSError:
+            pass  # the client went away, as a client with a deadline does
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@dataclass
+class LocalServer:
+    """An HTTP server on 127.0.0.1 with `routes`: path -> function(handler)."""
+
+    server: ThreadingHTTPServer
+    routes: dict
+    stop: threading.Event
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+
+@pytest.fixture
+def http_server():
+    """A real local HTTP server; `stop` is set at teardown so that slow routes can end."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RouteHandler)
+    server.daemon_threads = True
+    server.routes = {}
+    local = LocalServer(server=server, routes=server.routes, stop=threading.Event())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield local
+    local.stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+class FakeHfApi:
+    """Records the calls push makes, and the files each commit sends (path in repo -> content,
+    read when the commit is made); `upload_error` makes create_commit raise it."""
+
+    instances: list[FakeHfApi] = []
+    upload_error: Exception | None = None
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        self.calls: list[tuple[str, tuple, dict]] = []
+        self.commits: list[dict[str, bytes]] = []
+        FakeHfApi.instances.append(self)
+
+    def create_repo(self, *args, **kwargs):
+        self.calls.append(("create_repo", args, kwargs))
+
+    def create_branch(self, *args, **kwargs):
+        self.calls.append(("create_branch", args, kwargs))
+
+    def create_commit(self, **kwargs):
+        self.calls.append(("create_commit", (), kwargs))
+        if FakeHfApi.upload_error is not None:
+            raise FakeHfApi.upload_error
+        sent = {}
+        for operation in kwargs["operations"]:
+            with operation.as_file() as file:
+                sent[operation.path_in_repo] = file.read()
+        self.commits.append(sent)
+        return SimpleNamespace(commit_url="https://huggingface.co/me/tr-clip/commit/abc")
+
+
+@pytest.fixture
+def fake_api(monkeypatch) -> type[FakeHfApi]:
+    FakeHfApi.instances = []
+    FakeHfApi.upload_error = None
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
+    return FakeHfApi

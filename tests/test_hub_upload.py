@@ -376,38 +376,6 @@ def test_usage_errors_exit_2():
 # --------------------------------------------------------------------------------------------
 
 
-class FakeHfApi:
-    """Records the calls push makes; `upload_error` makes upload_folder raise it."""
-
-    instances: list[FakeHfApi] = []
-    upload_error: Exception | None = None
-
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
-        self.calls: list[tuple[str, tuple, dict]] = []
-        FakeHfApi.instances.append(self)
-
-    def create_repo(self, *args, **kwargs):
-        self.calls.append(("create_repo", args, kwargs))
-
-    def create_branch(self, *args, **kwargs):
-        self.calls.append(("create_branch", args, kwargs))
-
-    def upload_folder(self, **kwargs):
-        self.calls.append(("upload_folder", (), kwargs))
-        if FakeHfApi.upload_error is not None:
-            raise FakeHfApi.upload_error
-        return SimpleNamespace(commit_url="https://huggingface.co/me/tr-clip/commit/abc")
-
-
-@pytest.fixture
-def fake_api(monkeypatch):
-    FakeHfApi.instances = []
-    FakeHfApi.upload_error = None
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
-    return FakeHfApi
-
-
 @pytest.fixture
 def folder_copy(converted, tmp_path) -> Path:
     return shutil.copytree(converted.folder, tmp_path / "model")
@@ -435,33 +403,47 @@ def test_push_creates_repo_branch_and_uploads_the_folder(
 ):
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("HF_TOKEN", SECRET)
-    argv = ["push", str(converted.folder), "--repo-id", "me/tr-clip", "--private"]
+    argv = ["push", str(converted.folder), "--repo-id", "me/tr-clip"]
     code = hub_upload.main([*argv, "--revision", "v1"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     (api,) = fake_api.instances
     assert api.kwargs == {"token": SECRET}
-    assert [name for name, _, _ in api.calls] == ["create_repo", "create_branch", "upload_folder"]
+    assert [name for name, _, _ in api.calls] == ["create_repo", "create_branch", "create_commit"]
     _, args, kwargs = api.calls[0]
     assert args == ("me/tr-clip",)
     assert kwargs == {"private": True, "exist_ok": True, "repo_type": "model"}
     _, args, kwargs = api.calls[1]
     assert args == ("me/tr-clip",) and kwargs["branch"] == "v1" and kwargs["exist_ok"] is True
     upload = api.calls[2][2]
-    assert Path(upload["folder_path"]) == converted.folder
     assert upload["repo_id"] == "me/tr-clip" and upload["revision"] == "v1"
+    on_disk = {p.name: p.read_bytes() for p in converted.folder.iterdir()}
+    assert api.commits == [on_disk]
     assert "commit/abc" in captured.out
     assert SECRET not in captured.out + captured.err + caplog.text
 
 
-def test_push_without_revision_skips_the_branch(monkeypatch, fake_api, converted, capsys):
+@pytest.mark.parametrize(
+    ("flags", "private"), [([], True), (["--private"], True), (["--public"], False)]
+)
+def test_push_without_revision_skips_the_branch_and_is_private_unless_public(
+    monkeypatch, fake_api, converted, capsys, flags, private
+):
     monkeypatch.setenv("HF_TOKEN", SECRET)
-    assert hub_upload.main(["push", str(converted.folder), "--repo-id", "me/tr-clip"]) == 0
+    assert hub_upload.main(["push", str(converted.folder), "--repo-id", "me/tr-clip", *flags]) == 0
     (api,) = fake_api.instances
-    assert [name for name, _, _ in api.calls] == ["create_repo", "upload_folder"]
-    assert api.calls[0][2]["private"] is False
+    assert [name for name, _, _ in api.calls] == ["create_repo", "create_commit"]
+    assert api.calls[0][2]["private"] is private
     assert api.calls[1][2]["revision"] is None
-    capsys.readouterr()
+    visibility = "private" if private else "public"
+    assert f"{visibility} if new" in capsys.readouterr().out
+
+
+def test_public_and_private_together_are_a_usage_error(converted):
+    argv = ["push", str(converted.folder), "--repo-id", "me/tr-clip", "--public", "--private"]
+    with pytest.raises(SystemExit) as error, contextlib.redirect_stderr(io.StringIO()):
+        hub_upload.main(argv)
+    assert error.value.code == 2
 
 
 def test_failed_upload_explains_without_the_token(monkeypatch, fake_api, converted, capsys, caplog):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from turkish_clip import TurkishCLIPImageProcessor, image_loading
+from turkish_clip import TurkishCLIPImageProcessor
 from turkish_clip.image_loading import ImageLoadError, load_image, to_rgb
 
 
@@ -185,32 +185,92 @@ def test_unknown_input_type_is_named():
         load_image({"not": "an image"})
 
 
-def test_url_download_has_a_timeout_and_a_size_cap(monkeypatch):
-    seen = {}
+def serve_bytes(data: bytes, content_type: str = "image/png"):
+    def route(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
 
-    class Response(io.BytesIO):
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *args):
-            return False
-
-    def fake_urlopen(request, timeout):
-        seen["timeout"] = timeout
-        return Response(png_bytes(PHOTO))
-
-    monkeypatch.setattr(image_loading.urllib.request, "urlopen", fake_urlopen)
-    assert load_image("https://example.org/kedi.png").size == PHOTO.size
-    assert seen["timeout"] == image_loading.URL_TIMEOUT_SECONDS
-    monkeypatch.setattr(image_loading, "URL_MAX_BYTES", 100)
-    with pytest.raises(ImageLoadError, match="kedi.png.*larger than"):
-        load_image("https://example.org/kedi.png")
+    return route
 
 
-def test_url_failure_names_the_url(monkeypatch):
-    def fail(request, timeout):
-        raise TimeoutError("timed out")
+def test_url_is_downloaded_and_decoded(http_server):
+    http_server.routes["/kedi.png"] = serve_bytes(png_bytes(PHOTO))
+    image = load_image(http_server.url("/kedi.png"))
+    assert np.array_equal(np.asarray(image), np.asarray(PHOTO))
 
-    monkeypatch.setattr(image_loading.urllib.request, "urlopen", fail)
-    with pytest.raises(ImageLoadError, match="https://example.org/yok.jpg.*timed out"):
-        load_image("https://example.org/yok.jpg")
+
+def test_url_redirect_is_followed(http_server):
+    def redirect(handler):
+        handler.send_response(302)
+        handler.send_header("Location", "/kedi.png")
+        handler.end_headers()
+
+    http_server.routes["/eski.png"] = redirect
+    http_server.routes["/kedi.png"] = serve_bytes(png_bytes(PHOTO))
+    assert load_image(http_server.url("/eski.png")).size == PHOTO.size
+
+
+def test_url_http_error_names_the_url(http_server):
+    url = http_server.url("/yok.jpg")
+    with pytest.raises(ImageLoadError, match=f"{url}.*404"):
+        load_image(url)
+
+
+def test_url_that_is_not_an_image_names_the_url(http_server):
+    http_server.routes["/sayfa.html"] = serve_bytes(b"<html></html>", "text/html")
+    with pytest.raises(ImageLoadError, match="sayfa.html.*not an image"):
+        load_image(http_server.url("/sayfa.html"))
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf"), "10", True])
+def test_url_timeout_must_be_a_positive_number(timeout):
+    with pytest.raises(ValueError, match="timeout must be a positive number"):
+        load_image("http://127.0.0.1:9/kedi.png", timeout=timeout)
+
+
+# --------------------------------------------------------------------------------------------
+# arrays and tensors: the documented scaling rules
+# --------------------------------------------------------------------------------------------
+
+
+def grey_levels(image: Image.Image) -> list[int]:
+    return np.asarray(image)[..., 0].ravel().tolist()
+
+
+def test_uint16_arrays_scale_as_sixteen_bit_files_do():
+    pixels = np.array([[0, 16384, 32768, 65535]], dtype=np.uint16)
+    from_array = load_image(pixels)
+    from_file = load_image(png_bytes(Image.fromarray(pixels)))
+    assert grey_levels(from_array) == grey_levels(from_file) == [0, 64, 128, 255]
+
+
+def test_sixteen_bit_data_in_wider_integers_is_scaled():
+    pixels = np.array([[0, 300, 32768, 65535]], dtype=np.int32)
+    assert grey_levels(load_image(pixels)) == [0, 1, 128, 255]
+    assert grey_levels(load_image(torch.from_numpy(pixels.astype(np.int64)))) == [0, 1, 128, 255]
+
+
+def test_wide_integers_within_0_255_are_eight_bit():
+    # What np.array(list_of_ints) and torch.tensor(list_of_ints) give: int64 with 8-bit values.
+    pixels = np.asarray(PHOTO).astype(np.int64)
+    assert np.array_equal(np.asarray(load_image(pixels)), np.asarray(PHOTO))
+    assert np.array_equal(np.asarray(load_image(torch.tensor(pixels.tolist()))), np.asarray(PHOTO))
+
+
+def test_floats_just_outside_0_1_are_clipped():
+    pixels = np.array([[-1e-6, 0.5, 1.0001, 1.2]], dtype=np.float32)
+    assert grey_levels(load_image(pixels)) == [0, 128, 255, 255]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_half_and_double_tensors(dtype):
+    pixels = torch.tensor([[0.0, 0.25, 0.5, 1.0]], dtype=dtype)
+    assert grey_levels(load_image(pixels)) == [0, 64, 128, 255]
+
+
+def test_tensor_on_the_autograd_graph_is_accepted():
+    pixels = torch.full((3, 4, 5), 0.5, requires_grad=True) * 1.0
+    assert grey_levels(load_image(pixels)) == [128] * 20
