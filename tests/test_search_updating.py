@@ -1,8 +1,6 @@
-"""The index's pure parts: update planning and the folder scan."""
+"""Update planning, on hand-made entries."""
 
-from pathlib import Path
-
-from search import image_index
+from search import updating
 
 
 def test_plan_update_sorts_files_into_kept_added_changed_removed() -> None:
@@ -24,23 +22,23 @@ def test_plan_update_sorts_files_into_kept_added_changed_removed() -> None:
         "bad.jpg": (5, 50),  # still the same broken file
         "fixed.jpg": (6, 61),  # rewritten since it failed
     }
-    plan = image_index.plan_update(indexed, found, unreadable)
+    plan = updating.plan_update(indexed, found, unreadable)
     assert plan.keep == {"a.jpg": 0}
     assert plan.added == ["e.jpg"]
     assert plan.changed == ["b.jpg", "d.jpg", "fixed.jpg"]
     assert plan.removed == ["c.jpg"]
     assert plan.still_unreadable == [unreadable[0]]
     assert plan.to_embed == ["b.jpg", "d.jpg", "e.jpg", "fixed.jpg"]
-    assert not image_index.plan_update(indexed[:1], {"a.jpg": (1, 10)}).has_changes
+    assert not updating.plan_update(indexed[:1], {"a.jpg": (1, 10)}).has_changes
 
 
-def test_scan_images_matches_extensions_case_insensitively(tmp_path: Path) -> None:
-    for name in ["a.JPG", "b.tiff", "c.txt", "sub/d.webp", "e.jpeg.bak", "sub/deep/f.Png"]:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(b"x")
-    assert sorted(image_index.scan_images(tmp_path)) == [
-        "a.JPG",
-        "b.tiff",
-        "sub/d.webp",
-        "sub/deep/f.Png",
+def test_plan_update_keeps_rows_under_folders_the_scan_could_not_read() -> None:
+    indexed = [
+        {"path": "a/x.jpg", "size": 1, "mtime_ns": 1},
+        {"path": "ab.jpg", "size": 1, "mtime_ns": 1},
     ]
+    unreadable = [{"path": "a/bad.jpg", "size": 1, "mtime_ns": 1, "reason": "r"}]
+    plan = updating.plan_update(indexed, {}, unreadable, uncertain=["a"])
+    assert plan.keep == {"a/x.jpg": 0}  # "ab.jpg" is not under "a/"
+    assert plan.removed == ["ab.jpg"]
+    assert plan.still_unreadable == unreadable
