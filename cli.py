@@ -27,7 +27,7 @@ from inference.loading import (
     model_source,
 )
 from search.embedding import embed_images
-from search.file_names import name_fields, printable
+from search.file_names import json_text, name_fields, printable
 from search.fingerprint import fingerprint_differences, model_fingerprint
 from search.image_index import load_index, top_matches
 from search.scanning import scan_images
@@ -163,7 +163,7 @@ def run_search(args: argparse.Namespace) -> int:
         path = str(root / index.files[row]["path"])
         if args.json:
             hit = {"rank": rank, **name_fields(path), "score": score}
-            print(json.dumps(hit, ensure_ascii=False))
+            print(json_text(hit))
         else:
             print(f"{rank:3d}  {score:.4f}  {printable(path)}")
     return 0

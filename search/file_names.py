@@ -8,7 +8,11 @@ bytes) beside a readable `path` with U+FFFD where bytes were not UTF-8.
 
 import base64
 import binascii
+import json
 import os
+
+# JSON leaves these unescaped, yet str.splitlines() and some other readers end lines at them.
+_LINE_BREAKING = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 
 
 def name_fields(name: str) -> dict[str, str]:
@@ -48,3 +52,12 @@ def _has_surrogates(name: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def json_text(data: object, indent: int | None = None) -> str:
+    """JSON of `data` that no reader splits across lines: readable Turkish, with the line and
+    paragraph separators (and U+0085) escaped, as they occur only inside strings."""
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    for character, escape in _LINE_BREAKING.items():
+        text = text.replace(character, escape)
+    return text

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from search.file_names import name_fields
+from search.file_names import json_text, name_fields
 from search.locking import LOCK_NAME
 from search.validation import (
     IndexFileError,
@@ -41,8 +41,6 @@ READABLE_VERSIONS = (1, 2)
 TEMPORARY_NAME = re.compile(
     r"\.(embeddings\.[0-9]+\.npy|files\.[0-9]+\.jsonl|meta\.json)\.\w+\.tmp"
 )
-# JSON leaves these unescaped, yet str.splitlines() and some other readers end lines at them.
-_LINE_BREAKING = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 _READ_ATTEMPTS = 3
 
 
@@ -145,11 +143,11 @@ def save_index(
     meta.update(names, format=INDEX_FORMAT, version=INDEX_VERSION, generation=generation)
     meta.update(count=len(files), superseded=sorted(n for n in old if (folder / n).exists()))
     meta["unreadable"] = [_fields(entry) for entry in meta.get("unreadable", [])]
-    lines = "".join(_json_line(_fields(entry)) for entry in files)
+    lines = "".join(json_text(_fields(entry)) + "\n" for entry in files)
     _write_atomically(folder / names["embeddings"], lambda f: np.save(f, _rows(embeddings)))
     _write_atomically(folder / names["files"], lambda f: f.write(lines.encode("utf-8")))
-    text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
-    _write_atomically(folder / "meta.json", lambda f: f.write(_escape(text).encode("utf-8")))
+    text = json_text(meta, indent=2) + "\n"
+    _write_atomically(folder / "meta.json", lambda f: f.write(text.encode("utf-8")))
     for name in old:
         (folder / name).unlink(missing_ok=True)
     for path in folder.iterdir():
@@ -179,17 +177,6 @@ def _fields(entry: dict) -> dict:
 
 def _valid(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _json_line(entry: dict) -> str:
-    return _escape(json.dumps(entry, ensure_ascii=False)) + "\n"
-
-
-def _escape(text: str) -> str:
-    """Line-breaking characters occur only inside JSON strings, where their escapes mean them."""
-    for character, escape in _LINE_BREAKING.items():
-        text = text.replace(character, escape)
-    return text
 
 
 def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:

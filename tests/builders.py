@@ -59,3 +59,16 @@ def tiny_processor() -> TurkishCLIPProcessor:
 def save_tiny_model_folder(directory: Path, seed: int = 0, **overrides) -> Path:
     """A complete model folder, as the converter writes it, holding a tiny random model."""
     return save_model_folder(tiny_model(seed, **overrides), tiny_processor(), directory)
+
+
+def noise_image(path: Path, seed: int, size: tuple[int, int] = (48, 40)) -> Path:
+    """A PNG of random pixels (width, height): unlike solid colours, the random model tells such
+    images clearly apart."""
+    import numpy as np
+    from PIL import Image
+
+    width, height = size
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, format="PNG")
+    return path
