@@ -96,11 +96,11 @@ def load_index(folder: Path) -> Index | None:
 def _read(folder: Path) -> Index | None:
     meta_path = folder / "meta.json"
     try:
-        meta_text = meta_path.read_text(encoding="utf-8")
+        meta_bytes = meta_path.read_bytes()
     except FileNotFoundError:
         return None
     try:
-        meta = check_meta(json.loads(meta_text), meta_path, READABLE_VERSIONS)
+        meta = check_meta(_parse_json(meta_bytes, meta_path), meta_path, READABLE_VERSIONS)
         files_path = folder / meta["files"]
         files = _read_entries(files_path)
         if len(files) != meta["count"]:
@@ -114,16 +114,19 @@ def _read(folder: Path) -> Index | None:
 
 
 def _read_entries(path: Path) -> list[dict]:
-    text = path.read_bytes().decode("utf-8")
     entries = []
-    for number, line in enumerate(text.split("\n"), 1):
+    for number, line in enumerate(path.read_bytes().split(b"\n"), 1):
         if line:
-            try:
-                entry = json.loads(line)
-            except ValueError as error:
-                raise IndexFileError(f"{path} line {number}: {_line(error)}") from None
+            entry = _parse_json(line, f"{path} line {number}")
             entries.append(check_entry(entry, path, f"line {number}"))
     return entries
+
+
+def _parse_json(data: bytes, where: object) -> object:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as error:  # UnicodeDecodeError included
+        raise IndexFileError(f"{where}: not JSON: {_line(error)}") from None
 
 
 def save_index(
