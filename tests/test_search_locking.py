@@ -33,9 +33,11 @@ def hold_in_another_process(folder: Path, seconds: float) -> subprocess.Popen:
 def test_another_process_holding_the_lock_is_named_and_waited_for(tmp_path: Path) -> None:
     holder = hold_in_another_process(tmp_path, 1.0)
     try:
-        with pytest.raises(IndexBusyError, match=f"process {holder.pid}"):
-            with index_lock(tmp_path, wait=0.1):
-                pass
+        with (
+            pytest.raises(IndexBusyError, match=f"process {holder.pid}"),
+            index_lock(tmp_path, wait=0.1),
+        ):
+            pass
         notes = []
         start = time.monotonic()
         with index_lock(tmp_path, wait=30, on_wait=notes.append):
