@@ -142,7 +142,11 @@ def save_index(
     generation = (previous or {}).get("generation", 0) + 1
     names = {"embeddings": f"embeddings.{generation}.npy", "files": f"files.{generation}.jsonl"}
     old = _generation_files(previous) - set(names.values())
-    meta = {k: v for k, v in meta.items() if k not in ("ann", "superseded")}  # ann: old rows
+    meta = {"format": INDEX_FORMAT, "version": INDEX_VERSION} | {
+        k: v
+        for k, v in meta.items()
+        if k not in ("ann", "superseded")  # ann: of the old rows
+    }
     meta.update(names, format=INDEX_FORMAT, version=INDEX_VERSION, generation=generation)
     meta.update(count=len(files), superseded=sorted(n for n in old if (folder / n).exists()))
     meta["unreadable"] = [_fields(entry) for entry in meta.get("unreadable", [])]
