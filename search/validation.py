@@ -35,7 +35,9 @@ def check_meta(meta: object, path: Path, versions: tuple[int, ...]) -> dict:
         _require(meta, key, kind, path)
     for key, low in (("dim", 1), ("count", 0), ("generation", 0)):
         _require_int(meta, key, low, path)
-    if meta.get("revision") is not None and not isinstance(meta["revision"], str):
+    if "revision" not in meta:
+        raise IndexFileError(f"{path}: missing key 'revision'")
+    if meta["revision"] is not None and not isinstance(meta["revision"], str):
         raise IndexFileError(f"{path}: 'revision' must be a string or null")
     _check_name(meta["embeddings"], EMBEDDINGS_NAME, "embeddings", path)
     _check_name(meta["files"], FILES_NAME, "files", path)

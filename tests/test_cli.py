@@ -426,3 +426,9 @@ def test_evaluate_captions_refuses_malformed_lines(capsys, tmp_path, model_dir) 
     tsv.write_text("a.png\tbir kedi\nb.png without a tab\n")
     code, _, err = run(capsys, "evaluate", "--captions", tsv, "--model", model_dir)
     assert code == 1 and "line 2" in err
+
+
+@pytest.mark.parametrize("wait", ["-1", "soon", "inf"])
+def test_index_refuses_a_wait_that_is_not_a_number_of_seconds(capsys, tmp_path, wait) -> None:
+    code, _, err = run(capsys, "index", tmp_path, "--index", tmp_path / "i", "--wait", wait)
+    assert code == 2 and "--wait" in err and "seconds" in err

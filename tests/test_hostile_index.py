@@ -325,6 +325,8 @@ META_EDITS = {
     "no dim": lambda m: m.pop("dim"),
     "no files": lambda m: m.pop("files"),
     "no root": lambda m: m.pop("root"),
+    "no revision": lambda m: m.pop("revision"),
+    "revision a number": lambda m: m.update(revision=3),
     "dim a string": lambda m: m.update(dim="16"),
     "count a bool": lambda m: m.update(count=True),
     "count negative": lambda m: m.update(count=-1),
@@ -442,6 +444,20 @@ def test_a_model_replaced_in_place_is_refused_then_reembedded_on_request(
     assert assert_rows_match_files(folder, root, new_model) == ["a.png", "b.png", "c.png"]
     _, _, err = run(capsys, "search", "deniz", "--index", folder)
     assert "differ" not in err
+
+
+def test_reembed_with_another_model_replaces_every_row(capsys, tmp_path, model_dir) -> None:
+    from transformers import AutoModel
+
+    other = save_tiny_model_folder(tmp_path / "other", seed=2)
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    noise_image(root / "a.png", 0)
+    assert run(capsys, "index", root, "--index", folder, "--model", model_dir)[0] == 0
+    code, out, _ = run(capsys, "index", root, "--index", folder, "--model", other, "--reembed")
+    assert code == 0 and "(0 added, 1 updated" in out
+    assert load_index(folder).meta["model"] == str(other.resolve())
+    loaded = AutoModel.from_pretrained(other, trust_remote_code=True).eval()
+    assert assert_rows_match_files(folder, root, loaded) == ["a.png"]
 
 
 # 7. Transient read failures are tried again; broken files are not.

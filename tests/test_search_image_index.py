@@ -75,3 +75,20 @@ def test_a_damaged_index_names_itself(tmp_path: Path) -> None:
     (tmp_path / "meta.json").write_text("{not json")
     with pytest.raises(image_index.IndexDamagedError, match="is damaged: .*meta.json: not JSON"):
         load_index(tmp_path)
+
+
+def test_a_reader_racing_a_writer_reads_the_newer_generation(tmp_path: Path, monkeypatch) -> None:
+    first = save_index(tmp_path, META, entries("a.png"), rows(1), None)
+    read = image_index.read_embeddings
+    calls = []
+
+    def racing(path, count, dim):
+        if not calls:  # a writer switches meta.json and deletes these files right now
+            calls.append(path.name)
+            save_index(tmp_path, META, entries("a.png", "b.png"), rows(2), first)
+        return read(path, count, dim)
+
+    monkeypatch.setattr(image_index, "read_embeddings", racing)
+    index = load_index(tmp_path)
+    assert calls == ["embeddings.1.npy"]
+    assert [entry["path"] for entry in index.files] == ["a.png", "b.png"]
