@@ -25,17 +25,12 @@ from inference.loading import (
     load_pipeline,
     model_source,
 )
-from search.image_index import (
-    INDEX_FORMAT,
-    INDEX_VERSION,
-    Index,
-    UpdatePlan,
-    load_index,
-    plan_update,
-    save_index,
-    scan_images,
-    top_matches,
-)
+from search.embedding import embed_images
+from search.file_names import name_fields
+from search.fingerprint import fingerprint_differences, model_fingerprint
+from search.image_index import load_index, top_matches
+from search.scanning import scan_images
+from search.updating import update_index
 from terminal.escaping import json_line, printable
 
 
@@ -55,36 +50,10 @@ def existing_dir(path: str, what: str) -> Path:
     return folder
 
 
-def embed_image_files(
-    model, paths: Sequence[Path], batch_size: int, quiet: bool
-) -> tuple[np.ndarray, list[int], dict[int, str]]:
-    """Embeddings of the readable images, the indices of those images, and the reason for each
-    index that failed.
-
-    Images are opened one by one before each batch is embedded, so one corrupt file costs only
-    itself: in a large folder some files are always truncated or mislabelled.
-    """
-    from turkish_clip.image_loading import load_image
-
-    max_pixels = model.processor.image_processor.max_image_pixels
-    rows, kept, failures = [], [], {}
+def embed_image_files(model, paths: Sequence[Path], batch_size: int, quiet: bool):
+    """The local embedding engine (search/embedding.py) with a progress bar and warnings."""
     with _progress(len(paths), "images", quiet) as bar:
-        for start in range(0, len(paths), batch_size):
-            images = []
-            for index in range(start, min(start + batch_size, len(paths))):
-                try:
-                    images.append(load_image(paths[index], max_pixels=max_pixels))
-                    kept.append(index)
-                except Exception as error:  # Pillow's decoders raise many kinds on bad input
-                    failures[index] = _failure(paths[index], error)
-                    _warn(f"skipped: {failures[index]}")
-            if images:
-                embeds = model.encode_image(images, batch_size=len(images), return_numpy=True)
-                rows.append(embeds.astype(np.float32))
-            bar.update(min(batch_size, len(paths) - start))
-    if not rows:
-        return np.zeros((0, model.config.projection_dim), np.float32), kept, failures
-    return np.concatenate(rows), kept, failures
+        return embed_images(model, paths, batch_size, progress=bar.update, warn=_warn)
 
 
 def embed_texts(model, texts: list[str], batch_size: int, quiet: bool) -> np.ndarray:
@@ -143,72 +112,32 @@ def _print_classification(source: str, ranked: list[dict], as_json: bool) -> Non
 def run_index(args: argparse.Namespace) -> int:
     root = existing_dir(args.folder, "image folder").resolve()
     folder = Path(args.index).expanduser()
-    old = load_index(folder)
-    source, revision = choose_model(args.model, args.revision, old.meta if old else None)
-    if old and old.meta["root"] != str(root):
-        raise CLIError(
-            f"index {folder} holds images of {old.meta['root']}, not {root} "
-            "(use another --index folder)"
-        )
-    found = scan_images(root)
-    known_unreadable = old.meta.get("unreadable", []) if old else []
-    plan = plan_update(old.files if old else [], found, known_unreadable)
-    for entry in plan.still_unreadable:
-        _warn(f"skipped: {entry['reason']} (unchanged since the last run)")
-    if old and not plan.has_changes:
-        # Nothing to load or write.
-        print(f"{printable(folder)}: {len(old.files)} images, up to date")
-        return 0
-    model = load_model(source, revision, args.trust_remote_code)
-    dim = model.config.projection_dim
-    if old and old.meta["dim"] != dim:
-        raise CLIError(f"index {folder} holds {old.meta['dim']}-dim embeddings, the model {dim}")
-    new_paths = plan.to_embed
-    embeds, kept, failures = embed_image_files(
-        model, [root / path for path in new_paths], args.batch_size, args.quiet
+
+    def choose(meta: dict | None) -> tuple[str, str | None]:
+        if args.reembed and meta is not None and args.model is not None:
+            return model_source(args.model), args.revision  # a new model for every row
+        return choose_model(args.model, args.revision, meta)
+
+    summary = update_index(
+        folder,
+        root,
+        choose=choose,
+        load=lambda source, revision: load_model(source, revision, args.trust_remote_code),
+        embed=lambda model, paths: embed_image_files(model, paths, args.batch_size, args.quiet),
+        reembed=args.reembed,
+        wait=args.wait,
+        warn=_warn,
     )
-    files, embeddings = _merge(old, plan, [new_paths[i] for i in kept], embeds, found, dim)
-    unreadable = plan.still_unreadable + [
-        dict(_entry(new_paths[i], found), reason=reason) for i, reason in failures.items()
-    ]
-    meta = dict(old.meta) if old else {"format": INDEX_FORMAT, "version": INDEX_VERSION}
-    meta.update(model=source, revision=revision, dim=dim, root=str(root))
-    meta["unreadable"] = sorted(unreadable, key=lambda entry: entry["path"])
-    save_index(folder, meta, files, embeddings)
-    added = len(set(plan.added) & {new_paths[i] for i in kept})
+    if summary.up_to_date:
+        print(f"{printable(folder)}: {summary.images} images, up to date")
+        return 0
+    retry = f", {summary.retry} to retry" if summary.retry else ""
     print(
-        f"{printable(folder)}: {len(files)} images ({added} added, {len(kept) - added} updated, "
-        f"{len(plan.removed)} removed, {len(plan.keep)} unchanged, {len(unreadable)} unreadable)"
+        f"{printable(folder)}: {summary.images} images ({summary.added} added, "
+        f"{summary.updated} updated, {summary.removed} removed, {summary.unchanged} unchanged, "
+        f"{summary.unreadable} unreadable{retry})"
     )
     return 0
-
-
-def _merge(
-    old: Index | None,
-    plan: UpdatePlan,
-    new_paths: list[str],
-    new: np.ndarray,
-    found: dict[str, tuple[int, int]],
-    dim: int,
-) -> tuple[list[dict], np.ndarray]:
-    """Kept rows plus newly embedded ones, sorted by path so the index is deterministic.
-
-    New entries record the size and time seen before reading, so a file rewritten while it was
-    being embedded looks changed on the next run.
-    """
-    rows = {path: old.embeddings[row] for path, row in plan.keep.items()} if old else {}
-    entries = {path: old.files[row] for path, row in plan.keep.items()} if old else {}
-    for path, embedding in zip(new_paths, new):
-        rows[path] = embedding
-        entries[path] = _entry(path, found)
-    order = sorted(entries)
-    matrix = np.stack([rows[path] for path in order]) if order else np.zeros((0, dim))
-    return [entries[path] for path in order], matrix.astype(np.float32)
-
-
-def _entry(path: str, found: dict[str, tuple[int, int]]) -> dict:
-    size, mtime_ns = found[path]
-    return {"path": path, "size": size, "mtime_ns": mtime_ns}
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -221,20 +150,37 @@ def run_search(args: argparse.Namespace) -> int:
     if not index.files:
         raise CLIError(f"index {folder} is empty")
     model = load_model(*choose_model(args.model, args.revision, index.meta), args.trust_remote_code)
+    _warn_if_model_changed(folder, index.meta, model)
     if args.image is None:
         query = model.encode_text([args.query], return_numpy=True)[0]
     else:
         from turkish_clip.image_loading import load_image
 
-        query = model.encode_image([load_image(args.image)], return_numpy=True)[0]
+        max_pixels = model.processor.image_processor.max_image_pixels
+        image = load_image(args.image, max_pixels=max_pixels)
+        query = model.encode_image([image], return_numpy=True)[0]
     root = Path(index.meta["root"])
     for rank, (row, score) in enumerate(top_matches(index.embeddings, query, args.top_k), 1):
         path = str(root / index.files[row]["path"])
         if args.json:
-            print(json_line({"rank": rank, "path": path, "score": score}))
+            print(json_line({"rank": rank, **name_fields(path), "score": score}))
         else:
             print(f"{rank:3d}  {score:.4f}  {printable(path)}")
     return 0
+
+
+def _warn_if_model_changed(folder: Path, meta: dict, model) -> None:
+    recorded = meta.get("fingerprint")
+    if recorded is None:  # a version 1 index: nothing to compare with
+        return
+    changed = fingerprint_differences(recorded, model_fingerprint(model, model.processor))
+    if changed:
+        parts = " and ".join(part.replace("_", " ") for part in changed)
+        _warn(
+            f"warning: the model's {parts} differ from those index {printable(folder)} was built "
+            "with; "
+            "scores may be meaningless (rebuild it with `cli.py index ... --reembed`)"
+        )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -260,7 +206,9 @@ def _evaluate_folder(args: argparse.Namespace) -> int:
     if not paths:
         raise CLIError(f"no images in the class folders of {root}")
     model = _load_named_model(args)
-    image_embeds, kept, failures = embed_image_files(model, paths, args.batch_size, args.quiet)
+    embedded = embed_image_files(model, paths, args.batch_size, args.quiet)
+    image_embeds, kept = embedded.embeddings, embedded.kept
+    failures = {**embedded.failures, **embedded.retry}
     if not kept:
         raise CLIError(f"none of the {len(paths)} images in {root} could be read")
     targets = np.asarray(targets)[kept]
@@ -320,7 +268,9 @@ def _evaluate_captions(args: argparse.Namespace) -> int:
     pairs = read_captions(Path(args.captions).expanduser())
     images = list(dict.fromkeys(path for path, _ in pairs))
     model = _load_named_model(args)
-    image_embeds, kept, failures = embed_image_files(model, images, args.batch_size, args.quiet)
+    embedded = embed_image_files(model, images, args.batch_size, args.quiet)
+    image_embeds, kept = embedded.embeddings, embedded.kept
+    failures = {**embedded.failures, **embedded.retry}
     if not kept:
         raise CLIError(f"none of the {len(images)} images in {args.captions} could be read")
     row_of = {images[index]: row for row, index in enumerate(kept)}
@@ -410,6 +360,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -452,6 +412,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.add_argument("folder", metavar="FOLDER")
     index.add_argument("--index", required=True, metavar="DIR", help="index folder")
+    index.add_argument(
+        "--reembed",
+        action="store_true",
+        help="embed every image again, with this --model (after the model changed)",
+    )
+    index.add_argument(
+        "--wait",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another update of the same index to finish (default 60)",
+    )
     index.set_defaults(run=run_index)
 
     search = commands.add_parser(

@@ -1,105 +1,52 @@
-"""An on-disk index of image embeddings: its format, incremental updates and exact search.
+"""An on-disk index of image embeddings: its format, reading it safely, writing it atomically,
+and exact search.
 
-Format (version 1), in the index folder:
-- meta.json: format, version, model, revision, dim, root (the indexed folder), count,
-  generation, the names of the two data files, and the files that could not be read;
+Format (version 2), in the index folder:
+- meta.json: format, version, model, revision, fingerprint (hashes of the weights and of the
+  processor settings), dim, root (the indexed folder), count, generation, the names of the data
+  files (embeddings, files), superseded (data files of earlier generations still to delete), and
+  the files that could not be read (unreadable);
 - embeddings.<generation>.npy: (count, dim) float32, rows L2-normalised;
-- files.<generation>.jsonl: one {"path", "size", "mtime_ns"} per row, paths relative to root.
+- files.<generation>.jsonl: one {"path", "size", "mtime_ns"} per row, paths relative to root,
+  plus "path_bytes" (base64) for a name that is not valid UTF-8. Lines end only at "\n";
+- .lock: the writers' lock (search/locking.py).
 meta.json is replaced last, in one rename, so a crash always leaves the previous index readable.
+Version 1 (no fingerprint, superseded or path_bytes) is read too and upgraded on the next write.
 """
 
 import json
 import os
+import re
 import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-INDEX_FORMAT = "turkish-clip-index"
-INDEX_VERSION = 1
-# Data files and the temporary files _write_atomically makes; meta.json says which are current.
-INDEX_DATA_PATTERNS = (
-    "embeddings.*.npy",
-    "files.*.jsonl",
-    ".embeddings.*.tmp",
-    ".files.*.tmp",
-    ".meta.json.*.tmp",
+from search.file_names import name_fields
+from search.locking import LOCK_NAME
+from search.validation import (
+    IndexFileError,
+    check_entry,
+    check_meta,
+    read_embeddings,
 )
+from terminal.escaping import json_line
+
+INDEX_FORMAT = "turkish-clip-index"
+INDEX_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+# The temporary files _write_atomically makes (mkstemp's prefix and suffix around its letters).
+TEMPORARY_NAME = re.compile(
+    r"\.(embeddings\.[0-9]+\.npy|files\.[0-9]+\.jsonl|meta\.json)\.\w+\.tmp"
+)
+_READ_ATTEMPTS = 3
 
 
-@dataclass
-class UpdatePlan:
-    """What an index update does; `keep` maps each unchanged path to its row in the old index."""
-
-    keep: dict[str, int] = field(default_factory=dict)
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    still_unreadable: list[dict] = field(default_factory=list)
-
-    @property
-    def to_embed(self) -> list[str]:
-        return sorted(self.added + self.changed)
-
-    @property
-    def has_changes(self) -> bool:
-        return bool(self.added or self.changed or self.removed)
-
-
-def plan_update(
-    indexed: Sequence[dict],
-    found: dict[str, tuple[int, int]],
-    unreadable: Sequence[dict] = (),
-) -> UpdatePlan:
-    """Compares the index's entries with the files on disk (`path -> (size, mtime_ns)`).
-
-    Size and modification time are what a file system gives for free; hashing every image on
-    each run would cost about as much as embedding it again. Files that failed to open last time
-    (`unreadable`) are tried again only once they change, so one broken file does not make every
-    run reload the model and rewrite the index.
-    """
-    plan = UpdatePlan()
-    rows = {entry["path"]: row for row, entry in enumerate(indexed)}
-    failed = {entry["path"]: entry for entry in unreadable}
-    for path in sorted(found):
-        known = indexed[rows[path]] if path in rows else failed.get(path)
-        if known is None:
-            plan.added.append(path)
-        elif (known["size"], known["mtime_ns"]) != found[path]:
-            plan.changed.append(path)
-        elif path in rows:
-            plan.keep[path] = rows[path]
-        else:
-            plan.still_unreadable.append(known)
-    plan.removed = sorted(path for path in rows if path not in found)
-    return plan
-
-
-def top_matches(embeddings: np.ndarray, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """Rows with the highest cosine similarity to `query`; both sides are L2-normalised."""
-    scores = embeddings @ query
-    order = np.argsort(-scores, kind="stable")[:k]
-    return [(int(row), float(scores[row])) for row in order]
-
-
-def scan_images(root: Path) -> dict[str, tuple[int, int]]:
-    """Image files under `root`, recursively: relative POSIX path -> (size, mtime in ns)."""
-    found = {}
-    for path in root.rglob("*"):
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            continue
-        try:
-            stat = path.stat()
-        except OSError:  # removed while scanning, or a dangling link
-            continue
-        if path.is_file():
-            found[path.relative_to(root).as_posix()] = (stat.st_size, stat.st_mtime_ns)
-    return found
+class IndexDamagedError(ValueError):
+    """The index's files are missing, malformed or disagree with each other."""
 
 
 @dataclass
@@ -109,61 +56,135 @@ class Index:
     embeddings: np.ndarray
 
 
+def top_matches(embeddings: np.ndarray, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """Rows with the highest cosine similarity to `query`; both sides are L2-normalised."""
+    scores = embeddings @ query
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(int(row), float(scores[row])) for row in order]
+
+
+def check_index_folder(folder: Path) -> None:
+    """Refuses a folder that holds files but no index, before anything is written into it.
+
+    Data files without meta.json are what a crash during the first write leaves; they count as
+    the index's own only beside its lock file, which only an index run creates.
+    """
+    if (folder / "meta.json").exists() or not folder.exists():
+        return
+    if not folder.is_dir():
+        raise IndexDamagedError(f"index {folder} is not a folder")
+    names = {path.name for path in folder.iterdir()}
+    own = {name for name in names if name == LOCK_NAME or TEMPORARY_NAME.fullmatch(name)}
+    if LOCK_NAME in names:
+        own |= {"embeddings.1.npy", "files.1.jsonl"} & names
+    if names - own:
+        raise IndexDamagedError(f"{folder} is not empty and holds no index (no meta.json)")
+
+
 def load_index(folder: Path) -> Index | None:
     """The index in `folder`, or None where there is none yet."""
+    check_index_folder(folder)
+    # A writer may delete the data files an older meta.json names just after it is read.
+    for attempt in range(_READ_ATTEMPTS):
+        try:
+            return _read(folder)
+        except FileNotFoundError as error:
+            if attempt == _READ_ATTEMPTS - 1:
+                raise IndexDamagedError(f"index {folder} is damaged: {_line(error)}") from None
+    return None  # unreachable
+
+
+def _read(folder: Path) -> Index | None:
     meta_path = folder / "meta.json"
-    if not meta_path.exists():
-        # Data files without meta.json are what a crash during the first write leaves.
-        if folder.exists() and set(folder.iterdir()) - set(_data_files(folder)):
-            raise ValueError(f"{folder} is not empty and holds no index (no meta.json)")
+    try:
+        meta_bytes = meta_path.read_bytes()
+    except FileNotFoundError:
         return None
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if (meta.get("format"), meta.get("version")) != (INDEX_FORMAT, INDEX_VERSION):
-            raise ValueError(f"{meta_path} is not a version {INDEX_VERSION} {INDEX_FORMAT} file")
-        embeddings = np.load(folder / meta["embeddings"])
-        lines = (folder / meta["files"]).read_text(encoding="utf-8").splitlines()
-        files = [json.loads(line) for line in lines if line]
-        consistent = embeddings.shape == (len(files), meta["dim"]) == (meta["count"], meta["dim"])
-    except (OSError, ValueError, KeyError, AttributeError) as error:
-        raise ValueError(f"index {folder} is damaged: {' '.join(str(error).split())}") from None
-    if not consistent:
-        raise ValueError(f"index {folder} is damaged: embeddings, files and meta.json disagree")
+        meta = check_meta(_parse_json(meta_bytes, meta_path), meta_path, READABLE_VERSIONS)
+        files_path = folder / meta["files"]
+        files = _read_entries(files_path)
+        if len(files) != meta["count"]:
+            raise IndexFileError(f"{files_path}: {len(files)} rows, meta.json says {meta['count']}")
+        embeddings = read_embeddings(folder / meta["embeddings"], meta["count"], meta["dim"])
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as error:
+        raise IndexDamagedError(f"index {folder} is damaged: {_line(error)}") from None
     return Index(meta=meta, files=files, embeddings=embeddings)
 
 
-def save_index(folder: Path, meta: dict, files: list[dict], embeddings: np.ndarray) -> None:
+def _read_entries(path: Path) -> list[dict]:
+    entries = []
+    for number, line in enumerate(path.read_bytes().split(b"\n"), 1):
+        if line:
+            entry = _parse_json(line, f"{path} line {number}")
+            entries.append(check_entry(entry, path, f"line {number}"))
+    return entries
+
+
+def _parse_json(data: bytes, where: object) -> object:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except ValueError as error:  # UnicodeDecodeError included
+        raise IndexFileError(f"{where}: not JSON: {_line(error)}") from None
+
+
+def save_index(
+    folder: Path, meta: dict, files: list[dict], embeddings: np.ndarray, previous: dict | None
+) -> dict:
     """Writes a new generation of data files, then switches meta.json to them in one rename.
 
-    meta.json names the data files it belongs to, so a crash at any point leaves the previous
-    index intact and readable; data files no meta.json names are removed afterwards.
+    `previous` is the meta.json being replaced. Afterwards only data files this index wrote are
+    deleted: those `previous` names and its pending `superseded` ones, and temporary files
+    of interrupted writes. Returns the meta.json written.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    generation = meta.get("generation", 0) + 1
-    meta = dict(
-        meta,
-        generation=generation,
-        count=len(files),
-        embeddings=f"embeddings.{generation}.npy",
-        files=f"files.{generation}.jsonl",
-    )
-    lines = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in files)
-    _write_atomically(folder / meta["embeddings"], lambda f: np.save(f, embeddings))
-    _write_atomically(folder / meta["files"], lambda f: f.write(lines.encode("utf-8")))
-    text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+    generation = (previous or {}).get("generation", 0) + 1
+    names = {"embeddings": f"embeddings.{generation}.npy", "files": f"files.{generation}.jsonl"}
+    old = _generation_files(previous) - set(names.values())
+    meta = {"format": INDEX_FORMAT, "version": INDEX_VERSION} | {
+        k: v
+        for k, v in meta.items()
+        if k not in ("ann", "superseded")  # ann: of the old rows
+    }
+    meta.update(names, format=INDEX_FORMAT, version=INDEX_VERSION, generation=generation)
+    meta.update(count=len(files), superseded=sorted(n for n in old if (folder / n).exists()))
+    meta["unreadable"] = [_fields(entry) for entry in meta.get("unreadable", [])]
+    lines = "".join(json_line(_fields(entry)) + "\n" for entry in files)
+    _write_atomically(folder / names["embeddings"], lambda f: np.save(f, _rows(embeddings)))
+    _write_atomically(folder / names["files"], lambda f: f.write(lines.encode("utf-8")))
+    text = json_line(meta, indent=2) + "\n"
     _write_atomically(folder / "meta.json", lambda f: f.write(text.encode("utf-8")))
-    for path in _data_files(folder):
-        if path.name not in (meta["embeddings"], meta["files"]):
+    for name in old:
+        (folder / name).unlink(missing_ok=True)
+    for path in folder.iterdir():
+        if TEMPORARY_NAME.fullmatch(path.name):
             path.unlink(missing_ok=True)
+    return meta
 
 
-def _data_files(folder: Path) -> list[Path]:
-    """Data files of any generation, and temporary files of interrupted writes."""
-    return [
-        path
-        for path in folder.iterdir()
-        if any(fnmatchcase(path.name, pattern) for pattern in INDEX_DATA_PATTERNS)
-    ]
+def _generation_files(meta: dict | None) -> set[str]:
+    if meta is None:
+        return set()
+    names = {meta["embeddings"], meta["files"], *meta.get("superseded", [])}
+    return names | ({meta["ann"]} if "ann" in meta else set())
+
+
+def _rows(embeddings: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(embeddings, dtype="<f4")
+
+
+def _fields(entry: dict) -> dict:
+    fields = name_fields(entry["path"])
+    for key, value in entry.items():
+        if key != "path":  # a reason may quote a name's undecodable bytes as surrogates
+            fields[key] = _valid(value) if isinstance(value, str) else value
+    return fields
+
+
+def _valid(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -178,3 +199,7 @@ def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _line(error: BaseException) -> str:
+    return " ".join(str(error).split())

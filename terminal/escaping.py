@@ -33,13 +33,14 @@ def printable(text: object) -> str:
     return "".join(char if char.isprintable() else _escape(char) for char in text)
 
 
-def json_line(data: object) -> str:
-    """`data` as one line of JSON that any terminal and any text encoding can carry.
+def json_line(data: object, indent: int | None = None) -> str:
+    """`data` as JSON that any terminal, any text encoding and any line splitter can carry: one
+    line unless `indent` is given.
 
     Names come back exact through `json.loads`, including those that are not UTF-8 (as the same
     lone surrogates `os.fsdecode` gives, which `os.fsencode` turns back into the original bytes).
     """
-    text = json.dumps(data, ensure_ascii=False)
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 

@@ -89,3 +89,16 @@ def retype_model_folder(folder: Path, model_type: str, marker: Path) -> Path:
     )
     code_path.write_text(f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n{code}")
     return folder
+
+
+def noise_image(path: Path, seed: int, size: tuple[int, int] = (48, 40)) -> Path:
+    """A PNG of random pixels (width, height): unlike solid colours, the random model tells such
+    images clearly apart."""
+    import numpy as np
+    from PIL import Image
+
+    width, height = size
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, format="PNG")
+    return path

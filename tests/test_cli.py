@@ -182,28 +182,21 @@ def photos(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def counting(monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Counts model loads and the pixel arrays that reach encode_image."""
+    """Counts model loads and the image files that reach the embedding step."""
     seen = {"loads": 0, "images": []}
-    load = cli.load_model
+    load, embed = cli.load_model, cli.embed_image_files
 
     def counting_load(*args, **kwargs):
         seen["loads"] += 1
-        model = load(*args, **kwargs)
-        encode = model.encode_image
+        return load(*args, **kwargs)
 
-        def encode_image(images, **kwargs):
-            seen["images"] += [np.asarray(image) for image in images]
-            return encode(images, **kwargs)
-
-        model.encode_image = encode_image
-        return model
+    def counting_embed(model, paths, *args):
+        seen["images"] += [Path(path) for path in paths]
+        return embed(model, paths, *args)
 
     monkeypatch.setattr(cli, "load_model", counting_load)
+    monkeypatch.setattr(cli, "embed_image_files", counting_embed)
     return seen
-
-
-def pixels(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB"))
 
 
 def test_index_embeds_every_image_and_skips_unreadable(capsys, tmp_path, photos, model_dir, model):
@@ -262,7 +255,7 @@ def test_index_update_adds_changes_and_drops_without_reembedding(
 ) -> None:
     index = tmp_path / "index"
     assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 0
-    assert len(counting["images"]) == 4
+    assert len(counting["images"]) == 5  # four images and the broken file
     counting["images"].clear()
 
     (photos / "b.PNG").unlink()
@@ -274,9 +267,7 @@ def test_index_update_adds_changes_and_drops_without_reembedding(
     assert "1 added, 1 updated, 1 removed, 2 unchanged, 1 unreadable" in out
     assert "broken.jpg" in err and "unchanged since the last run" in err
     # Only the new and the changed file reached the model; the broken one was not retried.
-    assert len(counting["images"]) == 2
-    for image, path in zip(counting["images"], [changed, added]):
-        np.testing.assert_array_equal(image, pixels(path))
+    assert counting["images"] == [changed, added]
 
     _, out, _ = run(capsys, "search", "--image", added, "--index", index, "--json")
     hits = json_lines(out)
@@ -319,8 +310,8 @@ def test_interrupted_index_write_keeps_the_previous_index(
     assert len(image_index.load_index(index).files) == 5
     # Leftovers of the crashed runs are gone: one generation of data files and meta.json.
     after = sorted(p.name for p in index.iterdir())
-    assert before == ["embeddings.1.npy", "files.1.jsonl", "meta.json"]
-    assert after == ["embeddings.2.npy", "files.2.jsonl", "meta.json"]
+    assert before == [".lock", "embeddings.1.npy", "files.1.jsonl", "meta.json"]
+    assert after == [".lock", "embeddings.2.npy", "files.2.jsonl", "meta.json"]
 
 
 def test_index_refuses_another_model(capsys, tmp_path, photos, model_dir) -> None:
@@ -610,3 +601,9 @@ def test_evaluate_escapes_class_names_and_json_keeps_them(capsys, tmp_path, mode
     code, out, _ = run(capsys, *argv, "--json")
     report = json.loads(out)
     assert sorted(entry["label"] for entry in report["single"]["per_class"]) == sorted(classes)
+
+
+@pytest.mark.parametrize("wait", ["-1", "soon", "inf"])
+def test_index_refuses_a_wait_that_is_not_a_number_of_seconds(capsys, tmp_path, wait) -> None:
+    code, _, err = run(capsys, "index", tmp_path, "--index", tmp_path / "i", "--wait", wait)
+    assert code == 2 and "--wait" in err and "seconds" in err

@@ -1,0 +1,239 @@
+"""Creating and updating an index: scan the folder, plan, embed what changed, merge, write.
+
+The whole update runs under the index folder's lock, from reading the old index to writing the
+new one, so two runs on one index take turns and each sees the other's images.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from search.embedding import EmbeddedImages
+from search.fingerprint import fingerprint_differences, model_fingerprint
+from search.image_index import Index, check_index_folder, load_index, save_index
+from search.locking import index_lock
+from search.scanning import scan_folder
+
+# Image rows depend on these parts of the fingerprint; the tokenizer only affects text queries.
+IMAGE_PARTS = ("weights", "image_processor")
+
+
+class IndexMismatchError(ValueError):
+    """The index belongs to another folder, or to a model other than the one loaded."""
+
+
+@dataclass
+class UpdatePlan:
+    """What an index update does; `keep` maps each path kept as it is to its old row."""
+
+    keep: dict[str, int] = field(default_factory=dict)
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    still_unreadable: list[dict] = field(default_factory=list)
+
+    @property
+    def to_embed(self) -> list[str]:
+        return sorted(self.added + self.changed)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+@dataclass
+class UpdateSummary:
+    images: int
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    unreadable: int = 0
+    retry: int = 0  # failed to read this time; tried again on the next run
+    up_to_date: bool = False
+
+
+def plan_update(
+    indexed: Sequence[dict],
+    found: dict[str, tuple[int, int]],
+    unreadable: Sequence[dict] = (),
+    uncertain: Sequence[str] = (),
+) -> UpdatePlan:
+    """Compares the index's entries with the files on disk (`path -> (size, mtime_ns)`).
+
+    Size and modification time are what a file system gives for free; hashing every image on
+    each run would cost about as much as embedding it again. Files that were not images last
+    time (`unreadable`) are tried again only once they change. Paths under `uncertain` (folders
+    or files the scan could not read this time) keep their rows instead of being dropped.
+    """
+    plan = UpdatePlan()
+    rows = {entry["path"]: row for row, entry in enumerate(indexed)}
+    failed = {entry["path"]: entry for entry in unreadable}
+    for path in sorted(found):
+        known = indexed[rows[path]] if path in rows else failed.get(path)
+        if known is None:
+            plan.added.append(path)
+        elif (known["size"], known["mtime_ns"]) != found[path]:
+            plan.changed.append(path)
+        elif path in rows:
+            plan.keep[path] = rows[path]
+        else:
+            plan.still_unreadable.append(known)
+    for path in sorted(set(rows) - set(found)):
+        if _under(path, uncertain):
+            plan.keep[path] = rows[path]
+        else:
+            plan.removed.append(path)
+    plan.still_unreadable += [
+        entry for path, entry in failed.items() if path not in found and _under(path, uncertain)
+    ]
+    return plan
+
+
+def _under(path: str, prefixes: Sequence[str]) -> bool:
+    return any(not p or path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def update_index(
+    folder: Path,
+    root: Path,
+    choose: Callable[[dict | None], tuple[str, str | None]],
+    load: Callable[[str, str | None], object],
+    embed: Callable[[object, list[Path]], EmbeddedImages],
+    reembed: bool = False,
+    wait: float = 60.0,
+    warn: Callable[[str], object] = print,
+) -> UpdateSummary:
+    """Brings the index in `folder` up to date with the images under `root`.
+
+    `choose` picks the model (source, revision) given the old meta.json (None for a new index),
+    `load` loads it, `embed` embeds image files. With `reembed`, every image is embedded again
+    and the fingerprint check against the old rows is waived, as none of them is kept.
+    """
+    _check_root(root)
+    check_index_folder(folder)  # before the lock file is created in someone's own folder
+    with index_lock(folder, wait, warn):
+        old = load_index(folder)
+        source, revision = choose(old.meta if old else None)
+        if old and old.meta["root"] != str(root):
+            raise IndexMismatchError(
+                f"index {folder} holds images of {old.meta['root']}, not {root} "
+                "(use another --index folder)"
+            )
+        scan = scan_folder(root)
+        for note in scan.notes:
+            warn(note)
+        plan = _plan(old, scan.found, scan.uncertain, reembed)
+        for entry in plan.still_unreadable:
+            warn(f"skipped: {entry['reason']} (unchanged since the last run)")
+        if old and not plan.has_changes and not reembed:
+            return UpdateSummary(len(old.files), unchanged=len(plan.keep), up_to_date=True)
+        model = load(source, revision)
+        fingerprint = model_fingerprint(model, model.processor)
+        if old and not reembed:
+            _check_same_model(folder, old, model.config.projection_dim, fingerprint, warn)
+        paths = plan.to_embed
+        embedded = embed(model, [root / path for path in paths])
+        files, rows, summary = _merge(old, plan, paths, embedded, scan.found)
+        unreadable = plan.still_unreadable + [
+            dict(_entry(paths[i], scan.found), reason=reason)
+            for i, reason in embedded.failures.items()
+        ]
+        meta = dict(model=source, revision=revision, fingerprint=fingerprint, root=str(root))
+        meta.update(dim=model.config.projection_dim, unreadable=sorted(unreadable, key=_path))
+        save_index(folder, meta, files, rows, old.meta if old else None)
+    summary.unreadable = len(unreadable)
+    return summary
+
+
+def _check_root(root: Path) -> None:
+    try:
+        str(root).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"the image folder's path {str(root)!r} is not valid UTF-8: rename it, or index "
+            "a folder above it (names below it may be anything)"
+        ) from None
+
+
+def _plan(
+    old: Index | None, found: dict[str, tuple[int, int]], uncertain: list[str], reembed: bool
+) -> UpdatePlan:
+    if old is None:
+        return plan_update([], found)
+    if not reembed:
+        return plan_update(old.files, found, old.meta["unreadable"], uncertain)
+    # Every image again, unreadable ones too; no old row survives, even of unreadable folders.
+    plan = plan_update(old.files, found)
+    plan.changed = sorted(plan.changed + list(plan.keep))
+    plan.keep = {}
+    return plan
+
+
+def _check_same_model(
+    folder: Path, old: Index, dim: int, fingerprint: dict, warn: Callable[[str], object]
+) -> None:
+    if old.meta["dim"] != dim:
+        raise IndexMismatchError(
+            f"index {folder} holds {old.meta['dim']}-dim embeddings, the model {dim}; "
+            "re-embed everything with --reembed, or use another --index folder"
+        )
+    recorded = old.meta.get("fingerprint")
+    if recorded is None:
+        warn(f"index {folder} records no model fingerprint (format version 1); adopting this one")
+        return
+    differences = fingerprint_differences(recorded, fingerprint)
+    changed = [part for part in differences if part in IMAGE_PARTS]
+    if changed:
+        raise IndexMismatchError(
+            f"the model's {' and '.join(p.replace('_', ' ') for p in changed)} differ from those "
+            f"the index {folder} was built with (same name, other content); re-embed everything "
+            "with --reembed, or use another --index folder"
+        )
+
+
+def _merge(
+    old: Index | None,
+    plan: UpdatePlan,
+    paths: list[str],
+    embedded: EmbeddedImages,
+    found: dict[str, tuple[int, int]],
+) -> tuple[list[dict], np.ndarray, UpdateSummary]:
+    """Kept rows plus newly embedded ones, sorted by path so the index is deterministic.
+
+    New entries record the size and time seen before reading, so a file rewritten while it was
+    being embedded looks changed on the next run. A changed file that could not be read this
+    time keeps its old row and entry, so the next run sees it as changed and tries again.
+    """
+    keep = dict(plan.keep)
+    if old:
+        old_rows = {entry["path"]: row for row, entry in enumerate(old.files)}
+        keep.update((paths[i], old_rows[paths[i]]) for i in embedded.retry if paths[i] in old_rows)
+    rows = {path: old.embeddings[row] for path, row in keep.items()} if old else {}
+    entries = {path: old.files[row] for path, row in keep.items()} if old else {}
+    added = set(plan.added)
+    summary = UpdateSummary(0, removed=len(plan.removed), unchanged=len(plan.keep))
+    summary.retry = len(embedded.retry)
+    for position, embedding in zip(embedded.kept, embedded.embeddings):
+        path = paths[position]
+        rows[path], entries[path] = embedding, _entry(path, found)
+        if path in added:
+            summary.added += 1
+        else:
+            summary.updated += 1
+    order = sorted(entries)
+    dim = embedded.embeddings.shape[1]
+    matrix = np.stack([rows[path] for path in order]) if order else np.zeros((0, dim))
+    summary.images = len(order)
+    return [entries[path] for path in order], matrix.astype(np.float32), summary
+
+
+def _entry(path: str, found: dict[str, tuple[int, int]]) -> dict:
+    size, mtime_ns = found[path]
+    return {"path": path, "size": size, "mtime_ns": mtime_ns}
+
+
+def _path(entry: dict) -> str:
+    return entry["path"]

@@ -1,0 +1,614 @@
+"""The index under hostile conditions: odd file names, two writers at once, user files in the
+index folder, hand-edited or forged index files, a model replaced in place, transient read
+errors, linked folders and loops, huge photos, old index versions.
+
+Every test runs the tiny random model; embeddings are checked against the model's own
+`encode_image`.
+"""
+
+import base64
+import errno
+import json
+import os
+import shutil
+import threading
+import weakref
+from pathlib import Path
+
+import huggingface_hub.utils
+import numpy as np
+import pytest
+import transformers.utils.logging
+from builders import noise_image, save_tiny_model_folder, tiny_model, tiny_processor
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cli
+from search import embedding, image_index, updating, validation
+from search.image_index import load_index, save_index
+from search.locking import IndexBusyError
+
+# Names the old reader split into several lines, and a Turkish name zipped as cp857.
+SEPARATOR_NAMES = ["satır\u2028ayırıcı.png", "paragraf\u2029.png", "üç\x85nokta.png"]
+# Each example cleans the folders it uses, so reusing tmp_path across examples is safe.
+FIXTURE_REUSE = HealthCheck.function_scoped_fixture
+CP857_NAME = "çiçek_ağacı".encode("cp857") + b".png"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_library_logging():
+    """cli.main quiets transformers for the whole process; other test modules expect defaults."""
+    verbosity = transformers.utils.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    hub_bars = not huggingface_hub.utils.are_progress_bars_disabled()
+    yield
+    transformers.utils.logging.set_verbosity(verbosity)
+    if bars:
+        transformers.utils.logging.enable_progress_bar()
+    if hub_bars:
+        huggingface_hub.utils.enable_progress_bars()
+
+
+@pytest.fixture(scope="module")
+def model():
+    model = tiny_model()
+    model.processor = tiny_processor()
+    return model
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    return save_tiny_model_folder(tmp_path / "model")
+
+
+def run(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
+    code = cli.main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def update(folder: Path, root: Path, model, **options) -> updating.UpdateSummary:
+    """update_index with an in-memory model, as another engine or a service would call it."""
+    warnings = options.pop("warnings", [])
+    embed = options.pop(
+        "embed", lambda m, paths: embedding.embed_images(m, paths, 4, warn=warnings.append)
+    )
+    return updating.update_index(
+        folder,
+        root,
+        choose=lambda meta: ("tiny", None),
+        load=lambda source, revision: model,
+        embed=embed,
+        warn=warnings.append,
+        **options,
+    )
+
+
+def assert_rows_match_files(folder: Path, root: Path, model) -> list[str]:
+    """Every row is the model's embedding of the file its entry names; returns the names."""
+    index = load_index(folder)
+    names = [entry["path"] for entry in index.files]
+    if names:
+        expected = model.encode_image([root / name for name in names], return_numpy=True)
+        np.testing.assert_allclose(index.embeddings, expected, atol=1e-5)
+    return names
+
+
+def fsname(folder: Path, raw: bytes) -> Path:
+    return Path(os.fsdecode(os.path.join(os.fsencode(folder), raw)))
+
+
+# 1. One home: the update runs without the command line.
+
+
+def test_update_index_builds_and_updates_an_index_on_its_own(tmp_path, model) -> None:
+    root = tmp_path / "photos"
+    for seed, name in enumerate(["a.png", "sub/b.png"]):
+        noise_image(root / name, seed)
+    summary = update(tmp_path / "index", root, model)
+    assert (summary.images, summary.added) == (2, 2)
+    noise_image(root / "c.png", 5)
+    summary = update(tmp_path / "index", root, model)
+    assert (summary.added, summary.unchanged) == (1, 2)
+    assert assert_rows_match_files(tmp_path / "index", root, model) == [
+        "a.png",
+        "c.png",
+        "sub/b.png",
+    ]
+
+
+# 2. One writer at a time.
+
+
+def test_two_writers_take_turns_and_both_keep_their_images(tmp_path, model) -> None:
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    noise_image(root / "a.png", 0)
+    noise_image(root / "b.png", 1)
+    started, go, waited = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_embed(m, paths):
+        started.set()
+        assert go.wait(30)
+        return embedding.embed_images(m, paths, 4)
+
+    def note(message: str) -> None:
+        if "waiting for another update" in message:
+            waited.set()
+
+    results = {}
+    first = threading.Thread(
+        target=lambda: results.update(first=update(folder, root, model, embed=slow_embed))
+    )
+    first.start()
+    assert started.wait(30)
+    noise_image(root / "c.png", 2)  # appears while the first writer is embedding
+    second = threading.Thread(
+        target=lambda: results.update(
+            second=updating.update_index(
+                folder,
+                root,
+                choose=lambda meta: ("tiny", None),
+                load=lambda source, revision: model,
+                embed=lambda m, paths: embedding.embed_images(m, paths, 4),
+                warn=note,
+            )
+        )
+    )
+    second.start()
+    assert waited.wait(30)  # the second writer waits for the lock instead of racing
+    go.set()
+    first.join(60)
+    second.join(60)
+    assert results["first"].added == 2 and results["second"].added == 1
+    assert assert_rows_match_files(folder, root, model) == ["a.png", "b.png", "c.png"]
+
+
+def test_a_second_writer_that_cannot_wait_is_refused_by_name(tmp_path, model) -> None:
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    noise_image(root / "a.png", 0)
+    started, go = threading.Event(), threading.Event()
+
+    def slow_embed(m, paths):
+        started.set()
+        assert go.wait(30)
+        return embedding.embed_images(m, paths, 4)
+
+    first = threading.Thread(target=lambda: update(folder, root, model, embed=slow_embed))
+    first.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(IndexBusyError, match="being updated by another process") as caught:
+            update(folder, root, model, wait=0.2)
+        assert str(folder) in str(caught.value) and "\n" not in str(caught.value)
+    finally:
+        go.set()
+        first.join(60)
+    assert assert_rows_match_files(folder, root, model) == ["a.png"]
+
+
+# 3. File names of any kind.
+
+
+def test_separator_and_non_utf8_names_round_trip_through_index_and_search(
+    capsys, tmp_path, model_dir
+) -> None:
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    for seed, name in enumerate(SEPARATOR_NAMES):
+        noise_image(root / name, seed)
+    cp857 = noise_image(fsname(root, CP857_NAME), 9)
+    code, out, err = run(capsys, "index", root, "--index", folder, "--model", model_dir)
+    assert code == 0, err
+    assert "4 images (4 added" in out
+    names = [entry["path"] for entry in load_index(folder).files]
+    assert sorted(names) == sorted([*SEPARATOR_NAMES, os.fsdecode(CP857_NAME)])
+    # The files list is one JSON object per "\n"-ended line, for any reader.
+    meta = json.loads((folder / "meta.json").read_text())
+    lines = (folder / meta["files"]).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 4
+    code, out, err = run(capsys, "search", "--image", cp857, "--index", folder, "--json")
+    assert code == 0, err
+    hits = [json.loads(line) for line in out.splitlines()]
+    assert base64.b64decode(hits[0]["path_bytes"]) == os.fsencode(cp857.resolve())
+    assert hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert {hit["path"] for hit in hits[1:]} == {str(root.resolve() / n) for n in SEPARATOR_NAMES}
+    assert "up to date" in run(capsys, "index", root, "--index", folder)[1]
+
+
+names = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"),
+    min_size=1,
+    max_size=30,
+).filter(lambda name: name not in (".", ".."))
+byte_names = st.binary(min_size=1, max_size=30).filter(
+    lambda raw: b"/" not in raw and b"\0" not in raw and raw not in (b".", b"..")
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.one_of(names, byte_names.map(os.fsdecode)), min_size=1, max_size=6))
+def test_any_names_survive_saving_and_loading(tmp_path, names_or_bytes) -> None:
+    folder = tmp_path / "index"
+    shutil.rmtree(folder, ignore_errors=True)
+    paths = sorted({f"d/{name}" for name in names_or_bytes})
+    files = [{"path": path, "size": i, "mtime_ns": 7 * i} for i, path in enumerate(paths)]
+    rows = np.random.default_rng(0).standard_normal((len(files), 4)).astype(np.float32)
+    unreadable = [{"path": paths[0], "size": 1, "mtime_ns": 1, "reason": f"bad {paths[0]}"}]
+    meta = {"model": "m", "revision": None, "dim": 4, "root": "/r", "unreadable": unreadable}
+    save_index(folder, meta, files, rows, None)
+    index = load_index(folder)
+    assert index.files == files
+    assert index.meta["unreadable"][0]["path"] == paths[0]
+    np.testing.assert_array_equal(index.embeddings, rows)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.one_of(names.map(os.fsencode), byte_names), min_size=1, max_size=5))
+def test_any_names_on_disk_are_found_exactly(tmp_path, raw_names) -> None:
+    from search.scanning import scan_images
+
+    root = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), os.urandom(6).hex().encode())))
+    root.mkdir()
+    expected = set()
+    for raw in raw_names:
+        raw = raw[:200] + b".jpg"
+        fsname(root, raw).write_bytes(b"x")
+        expected.add(raw)
+    assert {os.fsencode(name) for name in scan_images(root)} == expected
+
+
+# 4. Clean-up touches only the index's own files.
+
+
+def test_update_leaves_the_users_own_files_in_the_index_folder(tmp_path, model) -> None:
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    noise_image(root / "a.png", 0)
+    update(folder, root, model)
+    mine = ["embeddings.mine.npy", "files.backup.jsonl", "embeddings.99.npy", "notes.txt"]
+    for name in mine:
+        (folder / name).write_text("keep me")
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "ann.bin").write_text("an ANN structure of generation 1")
+    meta["ann"] = "ann.bin"
+    (folder / "meta.json").write_text(json.dumps(meta))
+    (folder / ".files.1.jsonl.abc12345.tmp").write_text("left by a killed run")
+    noise_image(root / "b.png", 1)
+    update(folder, root, model)
+    for name in mine:
+        assert (folder / name).read_text() == "keep me"
+    names = {path.name for path in folder.iterdir()} - set(mine)
+    assert names == {".lock", "meta.json", "embeddings.2.npy", "files.2.jsonl"}
+    assert "ann" not in json.loads((folder / "meta.json").read_text())  # it described old rows
+
+
+def test_a_folder_with_other_files_and_no_index_is_left_alone(capsys, tmp_path) -> None:
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "embeddings.1.npy").write_text("mine")
+    root = tmp_path / "photos"
+    noise_image(root / "a.png", 0)
+    code, _, err = run(capsys, "index", root, "--index", folder)
+    assert code == 1 and "holds no index" in err
+    assert sorted(p.name for p in folder.iterdir()) == ["embeddings.1.npy"]  # no lock file left
+
+
+# 5. Everything read from disk is validated.
+
+
+@pytest.fixture
+def built(tmp_path, model) -> Path:
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    noise_image(root / "a.png", 0)
+    noise_image(root / "b.png", 1)
+    update(folder, root, model)
+    return folder
+
+
+def edit_meta(folder: Path, change) -> None:
+    meta = json.loads((folder / "meta.json").read_text())
+    change(meta)
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def edit_files(folder: Path, change) -> None:
+    meta = json.loads((folder / "meta.json").read_text())
+    path = folder / meta["files"]
+    entries = [json.loads(line) for line in path.read_text().split("\n") if line]
+    change(entries)
+    path.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+
+
+META_EDITS = {
+    "no dim": lambda m: m.pop("dim"),
+    "no files": lambda m: m.pop("files"),
+    "no root": lambda m: m.pop("root"),
+    "no revision": lambda m: m.pop("revision"),
+    "revision a number": lambda m: m.update(revision=3),
+    "dim a string": lambda m: m.update(dim="16"),
+    "count a bool": lambda m: m.update(count=True),
+    "count negative": lambda m: m.update(count=-1),
+    "embeddings outside": lambda m: m.update(embeddings="../../etc/passwd"),
+    "files a list": lambda m: m.update(files=["files.1.jsonl"]),
+    "unreadable not a list": lambda m: m.update(unreadable={"a": 1}),
+    "unreadable without reason": lambda m: m.update(
+        unreadable=[{"path": "x.png", "size": 1, "mtime_ns": 1}]
+    ),
+    "superseded outside": lambda m: m.update(superseded=["/home/user/photo.jpg"]),
+    "fingerprint of numbers": lambda m: m.update(fingerprint={"weights": 1}),
+    "version 3": lambda m: m.update(version=3),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(META_EDITS))
+def test_a_hand_edited_meta_json_is_one_clear_error(built, edit) -> None:
+    edit_meta(built, META_EDITS[edit])
+    with pytest.raises(image_index.IndexDamagedError) as caught:
+        load_index(built)
+    message = str(caught.value)
+    assert "meta.json" in message and "\n" not in message
+
+
+FILES_EDITS = {
+    "no path": lambda e: e[0].pop("path"),
+    "no size": lambda e: e[1].pop("size"),
+    "mtime a float": lambda e: e[0].update(mtime_ns=1.5),
+    "path escapes": lambda e: e[0].update(path="../../secret.png"),
+    "absolute path": lambda e: e[0].update(path="/etc/passwd"),
+    "path_bytes not base64": lambda e: e[0].update(path_bytes="***"),
+    "a row too many": lambda e: e.append(dict(e[0])),
+    "not an object": lambda e: e.__setitem__(0, ["a.png", 1, 2]),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(FILES_EDITS))
+def test_a_hand_edited_files_list_is_one_clear_error(built, edit) -> None:
+    edit_files(built, FILES_EDITS[edit])
+    with pytest.raises(image_index.IndexDamagedError) as caught:
+        load_index(built)
+    message = str(caught.value)
+    assert "files.1.jsonl" in message and "\n" not in message
+
+
+def npy_with_header(path: Path, shape: tuple, dtype: str = "<f4", body: int = 64) -> Path:
+    with open(path, "wb") as file:
+        header = {"descr": dtype, "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(file, header)
+        file.write(b"\0" * body)
+    return path
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, body",
+    [((10**10, 16), "<f4", 64), ((2, 16), "<f4", 64), ((2, 16), "<f8", 256), ((2, 16), "<f4", 0)],
+)
+def test_an_npy_header_is_checked_before_anything_is_allocated(tmp_path, shape, dtype, body):
+    path = npy_with_header(tmp_path / "embeddings.1.npy", shape, dtype, body)
+    with pytest.raises(validation.IndexFileError, match="embeddings.1.npy"):
+        validation.read_embeddings(path, shape[0], 16)  # meta.json agreeing does not help
+
+
+def test_billions_of_declared_rows_end_in_one_line_from_search(capsys, tmp_path, model_dir):
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    noise_image(root / "a.png", 0)
+    assert run(capsys, "index", root, "--index", folder, "--model", model_dir)[0] == 0
+    meta = json.loads((folder / "meta.json").read_text())
+    npy_with_header(folder / meta["embeddings"], (4_000_000_000, 16))
+    code, out, err = run(capsys, "search", "deniz", "--index", folder)
+    assert (code, out) == (1, "")
+    assert "embeddings.1.npy" in err and len(err.strip().splitlines()) == 1
+
+
+def test_nan_rows_are_refused(built) -> None:
+    meta = json.loads((built / "meta.json").read_text())
+    rows = np.load(built / meta["embeddings"])
+    rows[1, 3] = np.nan
+    np.save(built / meta["embeddings"], rows)
+    with pytest.raises(image_index.IndexDamagedError, match="NaN"):
+        load_index(built)
+
+
+# 6. The index is tied to the model's content.
+
+
+def replace_model_in_place(model_dir: Path, seed: int) -> None:
+    shutil.rmtree(model_dir)
+    save_tiny_model_folder(model_dir, seed=seed)
+
+
+def test_a_model_replaced_in_place_is_refused_then_reembedded_on_request(
+    capsys, tmp_path, model_dir
+) -> None:
+    from transformers import AutoModel
+
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    noise_image(root / "a.png", 0)
+    noise_image(root / "b.png", 1)
+    assert run(capsys, "index", root, "--index", folder, "--model", model_dir)[0] == 0
+    before = load_index(folder)
+    replace_model_in_place(model_dir, seed=1)  # as `convert --force` does
+    noise_image(root / "c.png", 2)
+    code, out, err = run(capsys, "index", root, "--index", folder)
+    assert (code, out) == (1, "")
+    assert "--reembed" in err and "weights" in err and len(err.strip().splitlines()) == 1
+    assert load_index(folder).meta == before.meta  # nothing was mixed in
+
+    code, out, err = run(capsys, "search", "deniz", "--index", folder)
+    assert code == 0 and "weights" in err and "differ" in err
+
+    code, out, _ = run(capsys, "index", root, "--index", folder, "--reembed")
+    assert code == 0 and "3 images (1 added, 2 updated" in out
+    new_model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
+    assert assert_rows_match_files(folder, root, new_model) == ["a.png", "b.png", "c.png"]
+    _, _, err = run(capsys, "search", "deniz", "--index", folder)
+    assert "differ" not in err
+
+
+def test_reembed_with_another_model_replaces_every_row(capsys, tmp_path, model_dir) -> None:
+    from transformers import AutoModel
+
+    other = save_tiny_model_folder(tmp_path / "other", seed=2)
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    noise_image(root / "a.png", 0)
+    assert run(capsys, "index", root, "--index", folder, "--model", model_dir)[0] == 0
+    code, out, _ = run(capsys, "index", root, "--index", folder, "--model", other, "--reembed")
+    assert code == 0 and "(0 added, 1 updated" in out
+    assert load_index(folder).meta["model"] == str(other.resolve())
+    loaded = AutoModel.from_pretrained(other, trust_remote_code=True).eval()
+    assert assert_rows_match_files(folder, root, loaded) == ["a.png"]
+
+
+# 7. Transient read failures are tried again; broken files are not.
+
+
+def test_a_transient_read_error_is_retried_on_the_next_run(tmp_path, model, monkeypatch):
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    for seed, name in enumerate(["a.png", "b.png", "c.png"]):
+        noise_image(root / name, seed)
+    (root / "broken.png").write_bytes(b"not a png")
+    update(folder, root, model)
+    noise_image(root / "b.png", 10)  # changed, then unreadable for a moment
+    os.utime(root / "b.png", ns=(1, 1))
+    noise_image(root / "d.png", 11)  # new, then unreadable for a moment
+    failing = {"b.png": errno.EIO, "d.png": errno.EACCES}
+
+    def flaky_open(path, *args, **kwargs):
+        if Path(path).name in failing:
+            code = failing[Path(path).name]
+            raise OSError(code, os.strerror(code), str(path))
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(embedding, "open", flaky_open, raising=False)
+    warnings = []
+    summary = update(folder, root, model, warnings=warnings)
+    assert (summary.retry, summary.unreadable, summary.added, summary.updated) == (2, 1, 0, 0)
+    index = load_index(folder)
+    assert [entry["path"] for entry in index.meta["unreadable"]] == ["broken.png"]
+    assert any("Input/output error" in w and "tried again next run" in w for w in warnings)
+    # The changed file keeps its old row and entry, so it still looks changed next time.
+    assert [entry["path"] for entry in index.files] == ["a.png", "b.png", "c.png"]
+
+    monkeypatch.undo()
+    summary = update(folder, root, model)
+    assert (summary.added, summary.updated, summary.retry, summary.unreadable) == (1, 1, 0, 1)
+    assert assert_rows_match_files(folder, root, model) == ["a.png", "b.png", "c.png", "d.png"]
+
+
+# 8. Linked folders are followed, loops end.
+
+
+def test_linked_folders_are_indexed_and_a_loop_is_reported(capsys, tmp_path, model_dir) -> None:
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    noise_image(root / "a.png", 0)
+    noise_image(tmp_path / "archive" / "old.png", 1)
+    os.symlink(tmp_path / "archive", root / "archive")
+    os.symlink(".", root / "archive-loop")  # the folder itself: a loop
+    code, out, err = run(capsys, "index", root, "--index", folder, "--model", model_dir)
+    assert code == 0 and "2 images" in out
+    assert "archive-loop" in err and "already scanned" in err
+    assert [entry["path"] for entry in load_index(folder).files] == ["a.png", "archive/old.png"]
+
+
+# 9. Decoded photos are streamed, not held a batch at a time.
+
+
+def test_at_most_one_decoded_photo_per_worker_is_alive(tmp_path, model, monkeypatch) -> None:
+    import torch
+
+    from turkish_clip import image_loading
+
+    paths = [noise_image(tmp_path / f"{i}.png", i, size=(300, 200)) for i in range(12)]
+    alive, peak, lock = [0], [0], threading.Lock()
+    load = image_loading.load_image
+
+    def counted(*args, **kwargs):
+        image = load(*args, **kwargs)
+        with lock:
+            alive[0] += 1
+            peak[0] = max(peak[0], alive[0])
+        weakref.finalize(image, lambda: alive.__setitem__(0, alive[0] - 1))
+        return image
+
+    monkeypatch.setattr(image_loading, "load_image", counted)
+    result = embedding.embed_images(model, paths, batch_size=12)
+    workers = min(torch.get_num_threads(), 12)
+    assert 1 <= peak[0] <= workers < 12
+    monkeypatch.undo()
+    np.testing.assert_allclose(
+        result.embeddings, model.encode_image(paths, return_numpy=True), atol=1e-5
+    )
+
+
+# 10. Version 1 indexes still load, search, and are upgraded.
+
+
+def write_version_1(folder: Path, root: Path, names: list[str], rows: np.ndarray, model_dir):
+    """An index exactly as version 1 wrote it (names unescaped, no fingerprint)."""
+    folder.mkdir()
+    np.save(folder / "embeddings.1.npy", rows)
+    files = [{"path": n, **dict(zip(("size", "mtime_ns"), _stat(root / n)))} for n in names]
+    text = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in files)
+    (folder / "files.1.jsonl").write_text(text, encoding="utf-8")
+    meta = {"format": "turkish-clip-index", "version": 1, "model": str(model_dir.resolve())}
+    meta.update(revision=None, dim=16, root=str(root.resolve()), count=len(names), generation=1)
+    meta.update(embeddings="embeddings.1.npy", files="files.1.jsonl", unreadable=[])
+    (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
+
+
+def test_a_version_1_index_searches_and_is_upgraded_on_the_next_write(
+    capsys, tmp_path, model_dir
+) -> None:
+    from transformers import AutoModel
+
+    saved = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    names = ["a.png", SEPARATOR_NAMES[0]]  # version 1 wrote U+2028 raw; it must still load
+    for seed, name in enumerate(names):
+        noise_image(root / name, seed)
+    rows = saved.encode_image([root / name for name in names], return_numpy=True)
+    write_version_1(folder, root, names, rows, model_dir)
+    code, out, _ = run(capsys, "search", "--image", root / names[1], "--index", folder, "--json")
+    assert code == 0
+    assert json.loads(out.splitlines()[0])["path"] == str(root.resolve() / names[1])
+
+    noise_image(root / "c.png", 5)
+    code, out, err = run(capsys, "index", root, "--index", folder)
+    assert code == 0 and "1 added, 0 updated, 0 removed, 2 unchanged" in out
+    assert "version 1" in err
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["version"] == 2 and set(meta["fingerprint"]) == {
+        "weights",
+        "image_processor",
+        "tokenizer",
+    }
+    assert not (folder / "embeddings.1.npy").exists()
+    assert assert_rows_match_files(folder, root.resolve(), saved) == sorted(names + ["c.png"])
+
+
+# 11. search --image keeps the model's pixel limit.
+
+
+def test_search_by_image_uses_the_models_pixel_limit(capsys, tmp_path, model_dir) -> None:
+    config_path = model_dir / "preprocessor_config.json"
+    config = json.loads(config_path.read_text())
+    config["max_image_pixels"] = 1000
+    config_path.write_text(json.dumps(config))
+    processor_path = model_dir / "processor_config.json"
+    processor = json.loads(processor_path.read_text())
+    if "image_processor" in processor:
+        processor["image_processor"]["max_image_pixels"] = 1000
+        processor_path.write_text(json.dumps(processor))
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    noise_image(root / "small.png", 0, size=(30, 30))
+    big = noise_image(tmp_path / "big.png", 1, size=(48, 40))
+    assert run(capsys, "index", root, "--index", folder, "--model", model_dir)[0] == 0
+    code, out, err = run(capsys, "search", "--image", big, "--index", folder)
+    assert (code, out) == (1, "")
+    assert "big.png" in err and "1,000" in err and len(err.strip().splitlines()) == 1
