@@ -401,8 +401,8 @@ def test_encoding_from_many_threads_equals_one_thread(model_dir):
     from concurrent.futures import ThreadPoolExecutor
 
     fresh = AutoModel.from_pretrained(model_dir, trust_remote_code=True)  # processor not loaded
-    pictures = images(4)
-    jobs = [(TEXTS[i % 8 :] + TEXTS[: i % 8], pictures[i % 4 :]) for i in range(40)]
+    pictures = images(3)
+    jobs = [(TEXTS[i % 4 : i % 4 + 3], pictures[i % 3 :]) for i in range(16)]
 
     def run(job):
         texts, pics = job
