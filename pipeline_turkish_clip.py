@@ -144,15 +144,26 @@ def text_weights_key(model: nn.Module) -> tuple:
     """Changes whenever the weights that text embeddings come from may have changed.
 
     Per tensor of the text tower and its projection: storage address, version counter (bumped by
-    in-place edits and `load_state_dict`), dtype and device, plus a sum of a strided sample of its
-    values, which sees edits made through `.data`. An edit to a few unsampled values through
-    `.data` is the one change it can miss: call `clear_label_cache()` after such surgery.
+    in-place edits and `load_state_dict`), dtype and device; and two checksums of a strided sample
+    of every tensor's values (up to 1,024 each), which see edits made through `.data`. An edit to
+    a few unsampled values through `.data` is the one change it can miss: call
+    `clear_label_cache()` after such surgery.
     """
     tensors = _tensors(model.text_model) + _tensors(model.text_projection)
     header = tuple((t.data_ptr(), _version(t), t.dtype, t.device) for t in tensors)
+    device = tensors[0].device
     with torch.no_grad():
-        samples = [t.reshape(-1)[:: max(1, t.numel() // _FINGERPRINT_SAMPLES)] for t in tensors]
-        sums = torch.stack([sample.float().sum().to(tensors[0].device) for sample in samples])
+        # One concatenation and two sums, whatever the number of tensors: a few kernel launches.
+        samples = torch.cat(
+            [
+                t.reshape(-1)[:: max(1, t.numel() // _FINGERPRINT_SAMPLES)].to(
+                    device, torch.float32
+                )
+                for t in tensors
+            ]
+        )
+        weights = torch.arange(1, len(samples) + 1, device=device, dtype=torch.float32)
+        sums = torch.stack([samples.sum(), (samples * weights / len(samples)).sum()])
     return header + tuple(sums.tolist())
 
 
