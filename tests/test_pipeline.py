@@ -235,14 +235,17 @@ def test_quantising_the_model_drops_the_cached_labels(model_dir):
 @pytest.mark.parametrize(
     "edit",
     [
-        lambda model: model.text_projection.weight.data.add_(1.0),
+        # Adding a constant to every weight barely moves embeddings of LayerNorm-ed, nearly
+        # zero-sum states, so these edits negate or shift one input column instead.
+        lambda model: model.text_projection.weight.data.mul_(-1.0),
+        lambda model: model.text_projection.weight.data[:, 0].add_(1.0),
         lambda model: model.text_model.embeddings.word_embeddings.weight.data.mul_(1.5),
         lambda model: model.text_model.load_state_dict(
             {k: v * 0.5 for k, v in model.text_model.state_dict().items()}
         ),
         lambda model: model.to(torch.float64),
     ],
-    ids=["data-add", "data-mul", "load-state-dict", "dtype"],
+    ids=["data-negate", "data-column", "data-mul", "load-state-dict", "dtype"],
 )
 def test_editing_the_text_weights_drops_the_cached_labels(model_dir, edit):
     fresh = fresh_pipeline(model_dir)
