@@ -21,7 +21,7 @@ from .configuration_turkish_clip import TurkishCLIPConfig, check_templates, fill
 # model file the processor needs is imported here too.
 from .image_loading import SINGLE_IMAGE_TYPES, load_image  # noqa: F401
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F401
-from .processing import TurkishCLIPProcessor, pad_token_ids, prepare_texts
+from .processing import HUB_KWARGS, TurkishCLIPProcessor, pad_token_ids, prepare_texts
 
 try:  # transformers 5: these initialisers skip tensors already loaded from a checkpoint
     from transformers import initialization as init
@@ -45,8 +45,9 @@ except ImportError:  # older transformers: the same contract, written out
 
 # transformers 5's CLIPModel returns the towers' outputs from get_*_features, 4's a bare tensor.
 FEATURES_AS_OUTPUTS = int(transformers.__version__.split(".")[0]) >= 5
-# Hub options of from_pretrained that the lazily loaded processor needs to find the same files.
-_HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "subfolder", "force_download")
+# Threads calling encode_* at once load the processor once. Module-level, not per model: a lock
+# attribute would make models impossible to deep-copy or pickle.
+_PROCESSOR_LOCK = threading.Lock()
 
 
 @dataclass
@@ -137,7 +138,6 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
         self._processor = None
         self._source_kwargs: dict = {}
-        self._processor_lock = threading.Lock()
         self.post_init()
 
     @classmethod
@@ -148,7 +148,7 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         if int8:
             model.quantize_int8()
         # encode_text/encode_image load the processor from the same place with the same options.
-        model._source_kwargs = {k: kwargs[k] for k in _HUB_KWARGS if kwargs.get(k) is not None}
+        model._source_kwargs = {k: kwargs[k] for k in HUB_KWARGS if kwargs.get(k) is not None}
         return loaded
 
     def get_text_features(
@@ -372,7 +372,7 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
     @property
     def processor(self) -> TurkishCLIPProcessor:
         """The processor saved beside the weights, loaded once on first use."""
-        with self._processor_lock:  # threads calling encode_* at once load it once
+        with _PROCESSOR_LOCK:
             if self._processor is None:
                 source = self.name_or_path
                 if not source:

@@ -56,6 +56,15 @@ class TurkishCLIPZeroShotPipeline(Pipeline):
         self._cache_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_cache_lock")  # locks cannot be copied; a copy gets its own
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._cache_lock = threading.Lock()
+
     def __call__(self, image, candidate_labels: Sequence[str] | None = None, **kwargs):
         if image is None and "images" in kwargs:
             image = kwargs.pop("images")

@@ -17,7 +17,7 @@ from .image_processing_turkish_clip import TurkishCLIPImageProcessor
 MAX_TOKENS = 512
 TEXT_OPTIONS = ("padding", "max_length", "truncation", "return_attention_mask")
 _LONGEST, _MAX_LENGTH, _NO_PADDING = "longest", "max_length", "do_not_pad"
-_HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "subfolder", "force_download")
+HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "subfolder", "force_download")
 
 
 def prepare_texts(texts: str | Sequence[str], what: str = "text") -> list[str]:
@@ -61,7 +61,7 @@ class TurkishCLIPProcessor(ProcessorMixin):
         # Both parts are known, so they load directly: auto classes would read config.json and ask
         # for trust_remote_code a second time, and they resolve sub-processors differently in
         # transformers 4 and 5.
-        hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if kwargs.get(key) is not None}
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if kwargs.get(key) is not None}
         image_processor = TurkishCLIPImageProcessor.from_pretrained(
             pretrained_model_name_or_path, **hub_kwargs
         )

@@ -414,3 +414,11 @@ def test_encoding_from_many_threads_equals_one_thread(model_dir):
         expected_text, expected_image = run(job)
         torch.testing.assert_close(text, expected_text, atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(image, expected_image, atol=1e-6, rtol=1e-5)
+
+
+def test_a_model_can_be_deep_copied_after_encoding(model):
+    import copy
+
+    expected = model.encode_text(TEXTS[:2])  # the processor is loaded by now
+    copied = copy.deepcopy(model)
+    torch.testing.assert_close(copied.encode_text(TEXTS[:2]), expected)

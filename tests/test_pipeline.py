@@ -293,3 +293,11 @@ def test_threads_sharing_a_pipeline_get_single_threaded_results(model_dir):
         results = list(pool.map(run, range(48)))
     for labels, result in results:
         assert_same_results([result], [expected[tuple(labels)]])
+
+
+def test_a_pipeline_can_be_deep_copied_with_its_cache(classifier):
+    import copy
+
+    expected = classifier(IMAGE, candidate_labels=LABELS)
+    copied = copy.deepcopy(classifier)
+    assert_same_results([copied(IMAGE, candidate_labels=LABELS)], [expected])
