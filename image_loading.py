@@ -29,6 +29,9 @@ URL_MAX_BYTES = 50 * 1024 * 1024
 FLOAT_TOLERANCE = 0.25
 
 _TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+# What is one image rather than a collection of them (bytes-like objects are iterable too).
+SINGLE_IMAGE_TYPES = (str, Path, *_BYTES_TYPES, Image.Image, np.ndarray, torch.Tensor)
 
 
 class ImageLoadError(ValueError):
@@ -39,8 +42,8 @@ def describe(source: object) -> str:
     """A short name for an input, for error messages."""
     if isinstance(source, (str, Path)):
         return repr(str(source))
-    if isinstance(source, bytes):
-        return f"<{len(source)} bytes>"
+    if isinstance(source, _BYTES_TYPES):
+        return f"<{memoryview(source).nbytes} bytes>"
     if isinstance(source, Image.Image):
         return f"<PIL image {source.mode} {source.size[0]}x{source.size[1]}>"
     if isinstance(source, (np.ndarray, torch.Tensor)):
@@ -71,7 +74,7 @@ def load_image(
         return _decode(path, source, max_pixels)
     if isinstance(source, str):
         return _decode(io.BytesIO(_fetch(source, timeout)), source, max_pixels)
-    if isinstance(source, (bytes, bytearray)):
+    if isinstance(source, _BYTES_TYPES):
         return _decode(io.BytesIO(source), source, max_pixels)
     raise TypeError(
         f"cannot read an image from {describe(source)}: expected a PIL image, a path, bytes, "

@@ -1,11 +1,14 @@
 """Turkish CLIP: a Turkish DistilBERT, mean-pooled and projected into CLIP ViT-B/32's space."""
 
+import functools
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 from PIL import Image
 from torch import nn
 from transformers import CLIPVisionModel, DistilBertModel, PreTrainedModel
@@ -16,19 +19,43 @@ from .configuration_turkish_clip import TurkishCLIPConfig, check_templates, fill
 
 # transformers 4 copies only the direct relative imports of a module from a local folder, so every
 # model file the processor needs is imported here too.
-from .image_loading import load_image  # noqa: F401
+from .image_loading import SINGLE_IMAGE_TYPES, load_image  # noqa: F401
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F401
-from .processing import TurkishCLIPProcessor, pad_token_ids, prepare_texts
+from .processing import HUB_KWARGS, TurkishCLIPProcessor, pad_token_ids, prepare_texts
 
 try:  # transformers 5: these initialisers skip tensors already loaded from a checkpoint
     from transformers import initialization as init
 except ImportError:  # transformers 4
     from torch.nn import init
 
+try:
+    from transformers.utils.generic import can_return_tuple
+except ImportError:  # older transformers: the same contract, written out
+
+    def can_return_tuple(func):
+        @functools.wraps(func)
+        def wrapper(self, *args, **kwargs):
+            return_dict = kwargs.pop("return_dict", None)
+            return_dict = self.config.return_dict if return_dict is None else return_dict
+            output = func(self, *args, **kwargs)
+            return output if return_dict or isinstance(output, tuple) else output.to_tuple()
+
+        return wrapper
+
+
+# transformers 5's CLIPModel returns the towers' outputs from get_*_features, 4's a bare tensor.
+FEATURES_AS_OUTPUTS = int(transformers.__version__.split(".")[0]) >= 5
+# Threads calling encode_* at once load the processor once. Module-level, not per model: a lock
+# attribute would make models impossible to deep-copy or pickle.
+_PROCESSOR_LOCK = threading.Lock()
+
 
 @dataclass
 class TurkishCLIPOutput(ModelOutput):
     r"""
+    loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `return_loss=True`):
+        CLIP's symmetric contrastive loss: the mean of the text-to-image and image-to-text
+        cross-entropies, pair `i` being text `i` with image `i`.
     logits_per_image (`torch.FloatTensor` of shape `(image_batch_size, text_batch_size)`):
         Cosine similarities of each image to each text, multiplied by `logit_scale.exp()`.
     logits_per_text (`torch.FloatTensor` of shape `(text_batch_size, image_batch_size)`):
@@ -43,6 +70,7 @@ class TurkishCLIPOutput(ModelOutput):
         The CLIP image tower's output.
     """
 
+    loss: torch.FloatTensor | None = None
     logits_per_image: torch.FloatTensor | None = None
     logits_per_text: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
@@ -109,7 +137,7 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         )
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
         self._processor = None
-        self._source_revision = None
+        self._source_kwargs: dict = {}
         self.post_init()
 
     @classmethod
@@ -119,22 +147,44 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
         if int8:
             model.quantize_int8()
-        # encode_text/encode_image load the processor from the same place, at the same revision.
-        model._source_revision = kwargs.get("revision")
+        # encode_text/encode_image load the processor from the same place with the same options.
+        model._source_kwargs = {k: kwargs[k] for k in HUB_KWARGS if kwargs.get(k) is not None}
         return loaded
 
     def get_text_features(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Projected (not normalised) text embeddings, shape `(batch, projection_dim)`."""
-        return self._embed_text(input_ids, attention_mask)[0]
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling | tuple | torch.Tensor:
+        """Projected (not normalised) text embeddings, as the installed transformers' `CLIPModel`.
 
-    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Projected (not normalised) image embeddings, shape `(batch, projection_dim)`."""
+        Under transformers 5: a `BaseModelOutputWithPooling` whose `pooler_output` is the
+        embedding `(batch, projection_dim)` and whose `last_hidden_state` (and, when asked,
+        `hidden_states`/`attentions`) are the text tower's. Under transformers 4: the tensor.
+        `encode_text` and `embed_token_ids` return plain tensors under both.
+        """
+        options = _feature_options("get_text_features", kwargs)
+        embeds, outputs = self._embed_text(input_ids, attention_mask, **options)
+        return _features(embeds, outputs, kwargs.get("return_dict"), self.config.return_dict)
+
+    def get_image_features(
+        self, pixel_values: torch.Tensor, **kwargs
+    ) -> BaseModelOutputWithPooling | tuple | torch.Tensor:
+        """Projected (not normalised) image embeddings, as the installed transformers' `CLIPModel`.
+
+        The same contract as `get_text_features`; `embed_pixel_values` is the plain-tensor form.
+        """
+        options = _feature_options("get_image_features", kwargs)
+        embeds, outputs = self._embed_image(pixel_values, **options)
+        return _features(embeds, outputs, kwargs.get("return_dict"), self.config.return_dict)
+
+    def embed_pixel_values(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Projected (not normalised) image embeddings `(batch, projection_dim)`, a plain tensor."""
         return self._embed_image(pixel_values)[0]
 
     def _embed_text(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, **options
     ) -> tuple[torch.Tensor, BaseModelOutput]:
         limit = self.config.text_config.max_position_embeddings
         if input_ids.shape[-1] > limit:
@@ -145,36 +195,54 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         outputs = self.text_model(
-            input_ids=input_ids, attention_mask=attention_mask, return_dict=True
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **options
         )
         return self.text_projection(self.pooler(outputs.last_hidden_state, attention_mask)), outputs
 
     def _embed_image(
-        self, pixel_values: torch.Tensor
+        self, pixel_values: torch.Tensor, **options
     ) -> tuple[torch.Tensor, BaseModelOutputWithPooling]:
         pixel_values = pixel_values.to(self.visual_projection.weight.dtype)
-        outputs = self.vision_model(pixel_values=pixel_values)
+        outputs = self.vision_model(pixel_values=pixel_values, **options)
         return self.visual_projection(outputs.pooler_output), outputs
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         pixel_values: torch.FloatTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        return_dict: bool | None = None,
+        return_loss: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ) -> TurkishCLIPOutput | tuple:
+        r"""
+        Similarities of every text to every image, as `CLIPModel.forward` computes them.
+
+        return_loss (`bool`, *optional*): also return CLIP's symmetric contrastive loss, pair `i`
+            being text `i` with image `i` (so both batches must have the same size).
+        output_attentions / output_hidden_states (`bool`, *optional*): passed to both towers;
+            their results are in `text_model_output` and `vision_model_output`. Under SDPA
+            attention transformers returns no attention weights (load with
+            `attn_implementation="eager"` to get them).
+        return_dict (`bool`, *optional*): `False` returns a tuple.
+        """
+        if kwargs:
+            raise TypeError(f"forward got unexpected keyword argument(s): {', '.join(kwargs)}")
         if input_ids is None or pixel_values is None:
             raise ValueError(
                 "forward needs both input_ids and pixel_values; use get_text_features or "
                 "get_image_features for one side alone"
             )
-        text_embeds, text_outputs = self._embed_text(input_ids, attention_mask)
-        image_embeds, vision_outputs = self._embed_image(pixel_values)
+        options = _tower_options(output_attentions, output_hidden_states)
+        text_embeds, text_outputs = self._embed_text(input_ids, attention_mask, **options)
+        image_embeds, vision_outputs = self._embed_image(pixel_values, **options)
         text_embeds = nn.functional.normalize(text_embeds, dim=-1)
         image_embeds = nn.functional.normalize(image_embeds, dim=-1)
         logits_per_text = text_embeds @ image_embeds.t() * self.logit_scale.exp()
-        output = TurkishCLIPOutput(
+        return TurkishCLIPOutput(
+            loss=contrastive_loss(logits_per_text) if return_loss else None,
             logits_per_image=logits_per_text.t(),
             logits_per_text=logits_per_text,
             text_embeds=text_embeds,
@@ -182,8 +250,6 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
             text_model_output=text_outputs,
             vision_model_output=vision_outputs,
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
 
     # Convenience API: Python strings and images in, embeddings out.
 
@@ -222,7 +288,7 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         Images are opened batch by batch, so a long list of paths never sits in memory at once.
         """
         processor = processor or self.processor
-        if isinstance(images, (str, Path, bytes, Image.Image, np.ndarray, torch.Tensor)):
+        if isinstance(images, SINGLE_IMAGE_TYPES):
             images = [images]
         images = list(images)
         if not images:
@@ -232,7 +298,7 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
             pixels = processor.image_processor(batch, return_tensors="pt", first_index=start)
-            rows.append(self.get_image_features(pixels["pixel_values"].to(self.device)))
+            rows.append(self.embed_pixel_values(pixels["pixel_values"].to(self.device)))
         return self._finish(torch.cat(rows), normalize, return_numpy)
 
     @torch.inference_mode()
@@ -260,14 +326,14 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
     ) -> torch.Tensor:
         """Projected text embeddings for already tokenised texts, batched by length."""
         _check_batch_size(batch_size)
+        if len(token_ids) == 0:
+            raise ValueError("embed_token_ids got an empty list of token ids")
         order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
         out = None
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
-            input_ids, attention_mask = pad_token_ids([token_ids[i] for i in index], pad_token_id)
-            features = self.get_text_features(
-                input_ids.to(self.device), attention_mask.to(self.device)
-            )
+            input_ids, mask = pad_token_ids([token_ids[i] for i in index], pad_token_id)
+            features = self._embed_text(input_ids.to(self.device), mask.to(self.device))[0]
             if out is None:
                 out = features.new_empty(len(token_ids), features.shape[-1])
             out[torch.tensor(index, device=out.device)] = features
@@ -306,17 +372,18 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
     @property
     def processor(self) -> TurkishCLIPProcessor:
         """The processor saved beside the weights, loaded once on first use."""
-        if self._processor is None:
-            source = self.name_or_path
-            if not source:
-                raise ValueError(
-                    "this model was not loaded with from_pretrained, so there is no processor to "
-                    "load: pass processor=TurkishCLIPProcessor.from_pretrained(...)"
+        with _PROCESSOR_LOCK:
+            if self._processor is None:
+                source = self.name_or_path
+                if not source:
+                    raise ValueError(
+                        "this model was not loaded with from_pretrained, so there is no processor "
+                        "to load: pass processor=TurkishCLIPProcessor.from_pretrained(...)"
+                    )
+                self._processor = TurkishCLIPProcessor.from_pretrained(
+                    source, **self._source_kwargs
                 )
-            self._processor = TurkishCLIPProcessor.from_pretrained(
-                source, revision=self._source_revision
-            )
-        return self._processor
+            return self._processor
 
     @processor.setter
     def processor(self, value: TurkishCLIPProcessor) -> None:
@@ -341,6 +408,50 @@ def ensemble_prompt_embeddings(prompt_embeds: torch.Tensor, n_labels: int) -> to
     embeds = nn.functional.normalize(torch.as_tensor(prompt_embeds).float(), dim=-1)
     mean = embeds.reshape(n_labels, -1, embeds.shape[-1]).mean(dim=1)
     return nn.functional.normalize(mean, dim=-1)
+
+
+def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric contrastive loss (transformers' `clip_loss`): pair `i` is text `i` with
+    image `i`; the mean of the text-to-image and image-to-text cross-entropies."""
+    texts, images = logits_per_text.shape
+    if texts != images:
+        raise ValueError(
+            f"return_loss needs as many texts as images (text i pairs with image i), got {texts} "
+            f"texts and {images} images"
+        )
+    targets = torch.arange(texts, device=logits_per_text.device)
+    text_loss = nn.functional.cross_entropy(logits_per_text, targets)
+    image_loss = nn.functional.cross_entropy(logits_per_text.t(), targets)
+    return (text_loss + image_loss) / 2.0
+
+
+def _tower_options(output_attentions: bool | None, output_hidden_states: bool | None) -> dict:
+    options = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def _feature_options(method: str, kwargs: dict) -> dict:
+    """The tower options of a `get_*_features` call; anything the installed `CLIPModel`'s method
+    would not take is refused by name rather than dropped."""
+    known = ("output_attentions", "output_hidden_states", "return_dict")
+    unknown = [key for key in kwargs if not FEATURES_AS_OUTPUTS or key not in known]
+    if unknown:
+        raise TypeError(f"{method} got unexpected keyword argument(s): {', '.join(unknown)}")
+    return _tower_options(kwargs.get("output_attentions"), kwargs.get("output_hidden_states"))
+
+
+def _features(
+    embeds: torch.Tensor, outputs: ModelOutput, return_dict: bool | None, default: bool
+) -> BaseModelOutputWithPooling | tuple | torch.Tensor:
+    if not FEATURES_AS_OUTPUTS:
+        return embeds
+    features = BaseModelOutputWithPooling(
+        last_hidden_state=outputs.last_hidden_state,
+        pooler_output=embeds,
+        hidden_states=outputs.hidden_states,
+        attentions=outputs.attentions,
+    )
+    return features if (default if return_dict is None else return_dict) else features.to_tuple()
 
 
 def _check_batch_size(batch_size: int) -> None:

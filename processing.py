@@ -11,10 +11,13 @@ from transformers.image_processing_utils import BatchFeature
 
 # transformers 4 copies only the direct relative imports of a module from a local folder.
 from .image_loading import load_image  # noqa: F401
+from .image_processing_turkish_clip import OPTIONS as IMAGE_OPTIONS
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor
 
 MAX_TOKENS = 512
-_HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "subfolder", "force_download")
+TEXT_OPTIONS = ("padding", "max_length", "truncation", "return_attention_mask")
+_LONGEST, _MAX_LENGTH, _NO_PADDING = "longest", "max_length", "do_not_pad"
+HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "subfolder", "force_download")
 
 
 def prepare_texts(texts: str | Sequence[str], what: str = "text") -> list[str]:
@@ -58,7 +61,7 @@ class TurkishCLIPProcessor(ProcessorMixin):
         # Both parts are known, so they load directly: auto classes would read config.json and ask
         # for trust_remote_code a second time, and they resolve sub-processors differently in
         # transformers 4 and 5.
-        hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if kwargs.get(key) is not None}
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if kwargs.get(key) is not None}
         image_processor = TurkishCLIPImageProcessor.from_pretrained(
             pretrained_model_name_or_path, **hub_kwargs
         )
@@ -70,19 +73,78 @@ class TurkishCLIPProcessor(ProcessorMixin):
     def __call__(
         self, text=None, images=None, return_tensors: str | None = "pt", **kwargs
     ) -> BatchFeature:
+        """`input_ids`/`attention_mask` for `text`, `pixel_values` for `images`.
+
+        Takes `CLIPProcessor`'s options with the tokenizer's meaning: `padding` (True/"longest",
+        "max_length", False), `max_length` (at most 512), `truncation` (True cuts to `max_length`;
+        by default texts are cut to 512 tokens with a warning), `return_attention_mask`;
+        and every option of `TurkishCLIPImageProcessor` (`do_center_crop`, `size`, ...).
+        """
         if text is None and images is None:
             raise ValueError("pass text=, images= or both")
         if return_tensors not in ("pt", "np", None):
             raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
+        text_options = {key: kwargs.pop(key) for key in TEXT_OPTIONS if key in kwargs}
+        image_options = {key: kwargs.pop(key) for key in IMAGE_OPTIONS if key in kwargs}
+        if kwargs:
+            raise TypeError(f"processor got unexpected option(s): {', '.join(kwargs)}")
+        for options, given, what in (
+            (text_options, text, "text="),
+            (image_options, images, "images="),
+        ):
+            if options and given is None:
+                raise ValueError(f"{', '.join(options)} apply to {what}, which was not given")
         data = {}
         if text is not None:
-            data.update(self.pad(self.tokenize(text)))
+            data.update(self.encode_texts(text, **text_options))
         if images is not None:
-            data.update(self.image_processor(images, return_tensors="pt"))
+            data.update(self.image_processor(images, return_tensors="pt", **image_options))
         batch = BatchFeature(data=data)
         if return_tensors is None or return_tensors == "np":
             batch = BatchFeature(data={k: v.numpy() for k, v in batch.items()})
         return batch
+
+    def encode_texts(
+        self,
+        texts: str | Sequence[str],
+        padding: bool | str = True,
+        max_length: int | None = None,
+        truncation: bool | str | None = None,
+        return_attention_mask: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        """Token ids (and attention mask) as tensors, with the tokenizer's padding/truncation."""
+        if not isinstance(return_attention_mask, bool):
+            raise ValueError(
+                f"return_attention_mask must be True or False, got {return_attention_mask!r}"
+            )
+        limit = _max_length(max_length)
+        pad_mode, cut = _padding(padding), _truncation(truncation)
+        texts = prepare_texts(texts)
+        if cut is None:  # the default without max_length: the model's limit, with a warning
+            token_ids = tokenize_texts(self.tokenizer, texts)
+        else:
+            token_ids = tokenize_texts(self.tokenizer, texts, limit=None)
+            if cut:
+                sep = self.tokenizer.sep_token_id
+                token_ids = [
+                    ids[: limit - 1] + [sep] if len(ids) > limit else ids for ids in token_ids
+                ]
+        lengths = sorted({len(ids) for ids in token_ids})
+        if pad_mode == _NO_PADDING and len(lengths) > 1:
+            raise ValueError(
+                f"padding=False left texts of {lengths[0]} to {lengths[-1]} tokens, which cannot "
+                "form one tensor: pass padding=True or 'max_length'"
+            )
+        if pad_mode == _MAX_LENGTH and lengths[-1] > limit:
+            raise ValueError(
+                f"a text has {lengths[-1]} tokens, more than max_length={limit}, so padding to "
+                "max_length cannot give one length: pass truncation=True"
+            )
+        length = limit if pad_mode == _MAX_LENGTH else lengths[-1]
+        input_ids, attention_mask = pad_token_ids(token_ids, self.tokenizer.pad_token_id, length)
+        if return_attention_mask:
+            return {"input_ids": input_ids, "attention_mask": attention_mask}
+        return {"input_ids": input_ids}
 
     def tokenize(self, texts: str | Sequence[str]) -> list[list[int]]:
         """Token ids per text, with [CLS]/[SEP], truncated to 512 tokens with a warning."""
@@ -97,27 +159,71 @@ class TurkishCLIPProcessor(ProcessorMixin):
         return ["input_ids", "attention_mask", "pixel_values"]
 
 
-def tokenize_texts(tokenizer, texts: list[str]) -> list[list[int]]:
-    """Token ids of prepared texts (see `prepare_texts`), cut to 512 tokens with a warning.
+def tokenize_texts(tokenizer, texts: list[str], limit: int | None = MAX_TOKENS) -> list[list[int]]:
+    """Token ids of prepared texts (see `prepare_texts`), cut to `limit` tokens with a warning.
 
     Tokenising without truncation first is what lets the warning say which texts were cut.
+    `limit=None` cuts nothing.
     """
-    limit = min(tokenizer.model_max_length, MAX_TOKENS)
     ids = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-    return _truncate(ids, limit, tokenizer.sep_token_id, texts)
+    if limit is None:
+        return ids
+    return _truncate(ids, min(tokenizer.model_max_length, limit), tokenizer.sep_token_id, texts)
 
 
 def pad_token_ids(
-    token_ids: list[list[int]], pad_token_id: int
+    token_ids: list[list[int]], pad_token_id: int, length: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`input_ids` padded to the longest sequence, and the attention mask that marks real tokens."""
-    longest = max(len(ids) for ids in token_ids)
+    """`input_ids` padded to `length` (default: the longest sequence), and the attention mask that
+    marks real tokens."""
+    longest = length or max(len(ids) for ids in token_ids)
     input_ids = torch.full((len(token_ids), longest), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(token_ids), longest), dtype=torch.long)
     for row, ids in enumerate(token_ids):
         input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         attention_mask[row, : len(ids)] = 1
     return input_ids, attention_mask
+
+
+def _max_length(max_length: int | None) -> int:
+    if max_length is None:
+        return MAX_TOKENS
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
+        raise ValueError(f"max_length must be an integer of at least 2, got {max_length!r}")
+    if max_length > MAX_TOKENS:
+        raise ValueError(f"max_length {max_length} is over the text tower's {MAX_TOKENS} tokens")
+    return max_length
+
+
+def _padding(padding: bool | str) -> str:
+    padding = getattr(padding, "value", padding)  # transformers' PaddingStrategy
+    if padding is True or padding == _LONGEST:
+        return _LONGEST
+    if padding is False or padding == _NO_PADDING:
+        return _NO_PADDING
+    if padding == _MAX_LENGTH:
+        return _MAX_LENGTH
+    raise ValueError(
+        f"padding must be True, 'longest', 'max_length', False or 'do_not_pad', got {padding!r}"
+    )
+
+
+def _truncation(truncation: bool | str | None) -> bool | None:
+    """True: cut to max_length; False: cut nothing; None: the default (512, with a warning).
+
+    As with the tokenizer, `max_length` without `truncation` cuts nothing.
+    """
+    truncation = getattr(truncation, "value", truncation)
+    if truncation is None:
+        return None
+    if truncation is True or truncation in ("longest_first", "only_first"):
+        return True
+    if truncation is False or truncation == "do_not_truncate":
+        return False
+    raise ValueError(
+        f"truncation must be True, 'longest_first', 'only_first', False or 'do_not_truncate' "
+        f"(one text per sequence), got {truncation!r}"
+    )
 
 
 def _truncate(

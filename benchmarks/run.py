@@ -426,7 +426,7 @@ def int8_rows(fp32, int8, processor, texts, photos, repeats: int, tag: str) -> l
 
     @torch.inference_mode()
     def embed(model: TurkishCLIPModel) -> torch.Tensor:
-        return torch.nn.functional.normalize(model.get_image_features(pixels), dim=-1)
+        return torch.nn.functional.normalize(model.embed_pixel_values(pixels), dim=-1)
 
     rows = []
     for tower, run, count in (("text", encode, len(texts)), ("image", embed, len(photos))):

@@ -19,11 +19,18 @@ LABELS = ["kedi", "köpek", "araba"]
 
 
 def main(folder: str) -> None:
-    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8))
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8))
+    other = Image.fromarray(rng.integers(0, 256, (50, 40, 3), dtype=np.uint8))
     model = AutoModel.from_pretrained(folder, trust_remote_code=True, use_safetensors=True)
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
     with torch.no_grad():
         logits = model(**processor(text=TEXTS, images=image)).logits_per_image
+        pairs = processor(
+            text=TEXTS[:2], images=[image, other], padding="max_length", max_length=12
+        )
+        out = model(**pairs, return_loss=True, output_hidden_states=True)
+        features = model.get_text_features(pairs["input_ids"], pairs["attention_mask"])
     classifier = pipeline("zero-shot-image-classification", model=folder, trust_remote_code=True)
     result = {
         "transformers": transformers.__version__,
@@ -31,6 +38,13 @@ def main(folder: str) -> None:
         "image": model.encode_image([image]).tolist(),
         "logits_per_image": logits.tolist(),
         "pipeline": classifier(image, candidate_labels=LABELS),
+        "pipeline_batched": classifier(
+            [image, other, image], candidate_labels=LABELS, batch_size=2
+        ),
+        "loss": out.loss.item(),
+        "hidden_states": len(out.text_model_output.hidden_states),
+        "text_features": getattr(features, "pooler_output", features).tolist(),
+        "text_features_type": type(features).__name__,
     }
     print(json.dumps(result))
 

@@ -136,3 +136,95 @@ def test_other_modes_never_crash(width, height, mode):
     image = Image.new(mode, (width, height))
     pixels = TurkishCLIPImageProcessor()(image)["pixel_values"]
     assert pixels.shape == (1, 3, 224, 224) and torch.isfinite(pixels).all()
+
+
+def clip_pil_processor(**options):
+    """transformers' PIL-backed CLIPImageProcessor, at the tiny tower's 32 px."""
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    return CLIPImageProcessorPil(
+        **{"size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32}, **options}
+    )
+
+
+# 64x48 resizes to 42x32, whose crop offset (5) is whole: flooring and rounding agree there.
+OPTION_CASES = [
+    {"do_center_crop": False},
+    {"size": {"height": 40, "width": 36}},
+    {"size": 40},
+    {"do_resize": False},
+    {"do_resize": False, "crop_size": 80},
+    {"crop_size": {"height": 20, "width": 30}},
+    {"resample": Image.Resampling.BILINEAR},
+    {"resample": 0},
+    {"do_rescale": False},
+    {"rescale_factor": 0.5, "do_normalize": False},
+    {"do_normalize": False},
+    {"image_mean": [0.5, 0.4, 0.3], "image_std": [0.2, 0.3, 0.4]},
+]
+
+
+@pytest.mark.parametrize("options", OPTION_CASES, ids=str)
+def test_each_option_per_call_gives_what_clip_image_processor_gives(options):
+    image = random_image(64, 48, "RGB")
+    ours = TurkishCLIPImageProcessor(size=32, crop_size=32)(image, **options)["pixel_values"]
+    theirs = clip_pil_processor()(image, return_tensors="pt", **options)["pixel_values"]
+    assert ours.shape == theirs.shape
+    assert torch.max(torch.abs(ours - theirs)) <= 1e-5
+
+
+@pytest.mark.parametrize("options", OPTION_CASES, ids=str)
+def test_each_option_at_construction_gives_what_clip_image_processor_gives(options, tmp_path):
+    image = random_image(64, 48, "RGB")
+    settings = {"size": 32, "crop_size": 32, **options}
+    TurkishCLIPImageProcessor(**settings).save_pretrained(tmp_path)
+    reloaded = TurkishCLIPImageProcessor.from_pretrained(tmp_path)
+    theirs = clip_pil_processor(**options)(image, return_tensors="pt")["pixel_values"]
+    ours = reloaded(image)["pixel_values"]
+    assert ours.shape == theirs.shape
+    assert torch.max(torch.abs(ours - theirs)) <= 1e-5
+
+
+def test_height_and_width_size_is_kept():
+    processor = TurkishCLIPImageProcessor(size={"height": 64, "width": 64})
+    assert processor.size == {"height": 64, "width": 64}
+    pixels = processor(random_image(90, 30, "RGB"), do_center_crop=False)["pixel_values"]
+    assert pixels.shape == (1, 3, 64, 64)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"do_convert_rgb": False}, ValueError, "do_convert_rgb"),
+        ({"size": {"longest_edge": 5}}, ValueError, "size must be"),
+        ({"resample": 99}, ValueError, "resample"),
+        ({"image_mean": [0.5, 0.5]}, ValueError, "image_mean"),
+        ({"image_std": [0.5, 0.0, 0.5]}, ValueError, "image_std"),
+        ({"rescale_factor": 0}, ValueError, "rescale_factor"),
+        ({"do_normalize": "yes"}, ValueError, "do_normalize"),
+        ({"do_pad": True}, TypeError, "do_pad"),
+        ({"input_data_format": "channels_last"}, ValueError, "input_data_format"),
+        ({"data_format": "channels_last"}, ValueError, "data_format"),
+        ({"return_tensors": "tf"}, ValueError, "return_tensors"),
+    ],
+)
+def test_options_it_cannot_honour_are_refused_by_name(processor, options, error, message):
+    with pytest.raises(error, match=message):
+        processor(random_image(40, 30, "RGB"), **options)
+
+
+def test_uncropped_images_of_different_shapes_are_refused_not_stacked_wrongly(processor):
+    images = [random_image(64, 48, "RGB"), random_image(48, 64, "RGB")]
+    with pytest.raises(ValueError, match="different sizes after preprocessing"):
+        processor(images, do_center_crop=False)
+    assert processor(images, do_center_crop=False, size={"height": 30, "width": 40})[
+        "pixel_values"
+    ].shape == (2, 3, 30, 40)
+
+
+def test_memoryview_and_bytearray_are_one_image(processor, tmp_path):
+    random_image(60, 40, "RGB").save(tmp_path / "bir.png")
+    data = (tmp_path / "bir.png").read_bytes()
+    expected = processor(data)["pixel_values"]
+    for same in (bytearray(data), memoryview(data)):
+        assert torch.equal(processor(same)["pixel_values"], expected)

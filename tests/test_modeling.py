@@ -11,7 +11,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoProcessor
 
-from turkish_clip import TurkishCLIPModel
+from turkish_clip import TurkishCLIPModel, TurkishCLIPProcessor
 
 TEXTS = [
     "kedi",
@@ -64,8 +64,8 @@ def test_forward_is_scaled_cosine_of_the_features(model, processor):
     inputs = processor(text=TEXTS[:4], images=images())
     with torch.no_grad():
         out = model(**inputs)
-        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"])
-        image = model.get_image_features(inputs["pixel_values"])
+        text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).pooler_output
+        image = model.get_image_features(inputs["pixel_values"]).pooler_output
     text, image = text / text.norm(dim=-1, keepdim=True), image / image.norm(dim=-1, keepdim=True)
     expected = image @ text.t() * model.logit_scale.exp()
     assert out.logits_per_image.shape == (3, 4)
@@ -79,8 +79,8 @@ def test_padding_does_not_change_a_text_embedding(model, processor):
     alone = processor(text=["kedi"])
     padded = processor(text=["kedi", TEXTS[5]])
     with torch.no_grad():
-        short = model.get_text_features(**alone)
-        batch = model.get_text_features(**padded)
+        short = model.get_text_features(**alone).pooler_output
+        batch = model.get_text_features(**padded).pooler_output
     assert padded["input_ids"].shape[1] > alone["input_ids"].shape[1]
     torch.testing.assert_close(batch[0], short[0], atol=1e-6, rtol=1e-5)
 
@@ -192,7 +192,6 @@ def test_weights_are_named_like_clip_and_the_original_parts():
 def test_model_class_is_registered_for_zero_shot(model_dir):
     auto_map = json.loads((model_dir / "config.json").read_text())["auto_map"]
     assert auto_map["AutoModelForZeroShotImageClassification"].endswith("TurkishCLIPModel")
-    assert isinstance(tiny_model(), TurkishCLIPModel)
 
 
 def test_int8_swaps_both_towers_and_stays_close(model_dir, model):
@@ -235,3 +234,191 @@ def test_too_many_tokens_get_a_clear_error(model):
     input_ids = torch.full((1, 600), 5)
     with pytest.raises(ValueError, match="600 tokens, more than the text tower's 512"):
         model.get_text_features(input_ids)
+
+
+def reference_clip_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
+    """transformers' own CLIP loss: `clip_loss` in 4.x, `image_text_contrastive_loss` in 5.x."""
+    from transformers.models.clip import modeling_clip
+
+    loss = getattr(modeling_clip, "clip_loss", None)
+    return (loss or modeling_clip.image_text_contrastive_loss)(logits_per_text)
+
+
+def test_return_loss_is_clips_symmetric_contrastive_loss(model, processor):
+    inputs = processor(text=TEXTS[:3], images=images(3))
+    out = model(**inputs, return_loss=True)
+    assert out.loss.shape == () and out.loss.requires_grad
+    torch.testing.assert_close(out.loss, reference_clip_loss(out.logits_per_text))
+    # Swapping two images breaks the pairing, which a symmetric loss must see from both sides.
+    swapped = dict(inputs, pixel_values=inputs["pixel_values"][[1, 0, 2]])
+    with torch.no_grad():
+        other = model(**swapped, return_loss=True).loss
+    torch.testing.assert_close(other, reference_clip_loss(model(**swapped).logits_per_text))
+    assert not torch.isclose(other, out.loss)
+    assert model(**inputs).loss is None
+
+
+def test_return_loss_needs_pairs(model, processor):
+    with pytest.raises(ValueError, match="as many texts as images"):
+        model(**processor(text=TEXTS[:2], images=images(3)), return_loss=True)
+
+
+def test_loss_trains_both_projections(model_dir, processor):
+    trainable = TurkishCLIPModel.from_pretrained(model_dir)
+    trainable(**processor(text=TEXTS[:3], images=images(3)), return_loss=True).loss.backward()
+    assert trainable.text_projection.weight.grad.abs().sum() > 0
+    assert trainable.visual_projection.weight.grad.abs().sum() > 0
+    assert trainable.logit_scale.grad is not None
+
+
+def test_hidden_states_of_both_towers_are_returned(model, processor):
+    inputs = processor(text=TEXTS[:2], images=images(2))
+    with torch.no_grad():
+        out = model(**inputs, output_hidden_states=True)
+        plain = model(**inputs)
+    text, vision = out.text_model_output, out.vision_model_output
+    assert len(text.hidden_states) == model.config.text_config.n_layers + 1
+    assert len(vision.hidden_states) == model.config.vision_config.num_hidden_layers + 1
+    torch.testing.assert_close(text.hidden_states[-1], text.last_hidden_state)
+    assert vision.hidden_states[0].shape == (2, 17, 64)  # 16 patches and the class token
+    assert plain.text_model_output.hidden_states is None
+    torch.testing.assert_close(out.logits_per_image, plain.logits_per_image)
+
+
+def test_attentions_follow_the_attention_implementation(model_dir, model, processor):
+    inputs = processor(text=TEXTS[:2], images=images(2))
+    eager = AutoModel.from_pretrained(
+        model_dir, trust_remote_code=True, attn_implementation="eager"
+    )
+    with torch.no_grad():
+        out = eager(**inputs, output_attentions=True)
+        sdpa = model(**inputs, output_attentions=True)
+        tower = model.text_model(**processor(text=TEXTS[:2]), output_attentions=True)
+    seq = inputs["input_ids"].shape[1]
+    assert [a.shape for a in out.text_model_output.attentions] == [(2, 4, seq, seq)] * 2
+    assert [a.shape for a in out.vision_model_output.attentions] == [(2, 2, 17, 17)] * 2
+    torch.testing.assert_close(out.vision_model_output.attentions[0].sum(-1), torch.ones(2, 2, 17))
+    # Under SDPA the towers return what transformers' own towers return there.
+    assert sdpa.text_model_output.attentions == tower.attentions
+
+
+def test_unknown_keyword_is_refused_by_name(model, processor):
+    inputs = processor(text=TEXTS[:2], images=images(2))
+    with pytest.raises(TypeError, match="output_hiden_states"):
+        model(**inputs, output_hiden_states=True)
+    with pytest.raises(TypeError, match="position_ids"):
+        model.get_text_features(inputs["input_ids"], position_ids=inputs["input_ids"])
+    with pytest.raises(TypeError, match="pixel_mask"):
+        model.get_image_features(inputs["pixel_values"], pixel_mask=1)
+
+
+def test_return_dict_false_gives_a_tuple(model, processor):
+    inputs = processor(text=TEXTS[:2], images=images(2))
+    with torch.no_grad():
+        as_tuple = model(**inputs, return_loss=True, return_dict=False)
+        as_output = model(**inputs, return_loss=True)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], as_output.loss)
+    torch.testing.assert_close(as_tuple[1], as_output.logits_per_image)
+    torch.testing.assert_close(as_tuple[-1][0], as_output.vision_model_output.last_hidden_state)
+
+
+def tiny_transformers_clip():
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(0)
+    text = dict(vocab_size=99, hidden_size=32, intermediate_size=37, num_hidden_layers=2)
+    vision = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, image_size=32)
+    config = CLIPConfig(
+        text_config=dict(text, num_attention_heads=4),
+        vision_config=dict(vision, num_attention_heads=4, patch_size=8),
+        projection_dim=16,
+    )
+    return CLIPModel(config).eval()
+
+
+def test_get_features_follow_transformers_clip_model(model, processor):
+    clip_model = tiny_transformers_clip()
+    inputs = processor(text=TEXTS[:2], images=images(2))
+    with torch.no_grad():
+        theirs = clip_model.get_text_features(input_ids=inputs["input_ids"] % 99)
+        ours = model.get_text_features(inputs["input_ids"], inputs["attention_mask"])
+        ours_image = model.get_image_features(inputs["pixel_values"], output_hidden_states=True)
+        theirs_tuple = clip_model.get_image_features(inputs["pixel_values"], return_dict=False)
+        ours_tuple = model.get_image_features(inputs["pixel_values"], return_dict=False)
+        tower = model.text_model(**processor(text=TEXTS[:2]))
+    assert type(ours) is type(theirs)
+    assert ours.pooler_output.shape == (2, 16) == theirs.pooler_output.shape
+    torch.testing.assert_close(
+        ours.pooler_output, model.encode_text(TEXTS[:2], normalize=False, processor=processor)
+    )
+    torch.testing.assert_close(ours.last_hidden_state, tower.last_hidden_state)
+    torch.testing.assert_close(
+        ours_image.pooler_output, model.embed_pixel_values(inputs["pixel_values"])
+    )
+    assert len(ours_image.hidden_states) == 3
+    assert len(ours_tuple) == len(theirs_tuple) == 2
+    torch.testing.assert_close(ours_tuple[1], ours_image.pooler_output)
+
+
+def test_hub_options_reach_the_lazily_loaded_processor(model_dir, monkeypatch):
+    received = {}
+    real = TurkishCLIPProcessor.from_pretrained.__func__
+
+    def recording(cls, path, **kwargs):
+        received.update(kwargs)
+        return real(cls, path)
+
+    monkeypatch.setattr(TurkishCLIPProcessor, "from_pretrained", classmethod(recording))
+    options = dict(revision="v1", token="hf_x", cache_dir="/tmp/hf-cache", force_download=False)
+    loaded = TurkishCLIPModel.from_pretrained(model_dir, local_files_only=True, **options)
+    assert loaded.encode_text(["kedi"]).shape == (1, 16)
+    assert received == dict(options, local_files_only=True)
+
+
+def test_a_model_in_a_subfolder_finds_its_processor(tmp_path, model):
+    save_tiny_model_folder(tmp_path / "repo" / "alt")
+    loaded = TurkishCLIPModel.from_pretrained(tmp_path / "repo", subfolder="alt")
+    torch.testing.assert_close(loaded.encode_text(TEXTS), model.encode_text(TEXTS))
+
+
+def test_bytearray_and_memoryview_are_one_image(model, processor, tmp_path):
+    images(1)[0].save(tmp_path / "bir.png")
+    data = (tmp_path / "bir.png").read_bytes()
+    expected = model.encode_image(data)
+    for same in (bytearray(data), memoryview(data)):
+        torch.testing.assert_close(model.encode_image(same), expected)
+        pixels = processor(images=same)["pixel_values"]
+        assert pixels.shape == (1, 3, 32, 32)
+
+
+def test_embed_token_ids_refuses_an_empty_list(model):
+    with pytest.raises(ValueError, match="empty list of token ids"):
+        model.embed_token_ids([], pad_token_id=0)
+
+
+def test_encoding_from_many_threads_equals_one_thread(model_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fresh = AutoModel.from_pretrained(model_dir, trust_remote_code=True)  # processor not loaded
+    pictures = images(3)
+    jobs = [(TEXTS[i % 4 : i % 4 + 3], pictures[i % 3 :]) for i in range(16)]
+
+    def run(job):
+        texts, pics = job
+        return fresh.encode_text(texts, batch_size=3), fresh.encode_image(pics, batch_size=2)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(run, jobs))
+    for job, (text, image) in zip(jobs, threaded):
+        expected_text, expected_image = run(job)
+        torch.testing.assert_close(text, expected_text, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(image, expected_image, atol=1e-6, rtol=1e-5)
+
+
+def test_a_model_can_be_deep_copied_after_encoding(model):
+    import copy
+
+    expected = model.encode_text(TEXTS[:2])  # the processor is loaded by now
+    copied = copy.deepcopy(model)
+    torch.testing.assert_close(copied.encode_text(TEXTS[:2]), expected)

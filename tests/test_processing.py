@@ -110,3 +110,83 @@ def test_random_unicode_labels_never_crash_and_nfd_equals_nfc(text):
 def test_prepare_texts_keeps_case_and_normalises():
     assert prepare_texts("I\u0307") == ["İ"]
     assert prepare_texts(["Işık", "ışık"]) == ["Işık", "ışık"]
+
+
+PAIR = ["kedi", "sahilde bir insan ve bir heykel " * 3]
+
+
+@pytest.fixture(scope="module")
+def clip_processor(processor):
+    """transformers' CLIPProcessor around the same tokenizer: the reference for every option."""
+    from transformers import CLIPProcessor
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size=32)
+    return CLIPProcessor(image_processor=image_processor, tokenizer=processor.tokenizer)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"padding": "max_length", "max_length": 40},
+        {"padding": "max_length", "max_length": 16, "truncation": True},
+        {"padding": True, "truncation": True, "max_length": 5},
+        {"padding": "longest", "truncation": "longest_first", "max_length": 9},
+        {"padding": "longest"},
+        {"padding": True, "return_attention_mask": False},
+    ],
+    ids=str,
+)
+def test_text_options_give_what_clip_processor_gives(processor, clip_processor, options):
+    ours = processor(text=PAIR, **options)
+    theirs = clip_processor(text=PAIR, return_tensors="pt", **options)
+    assert set(ours) == set(theirs)
+    for key in theirs:
+        assert torch.equal(ours[key], theirs[key]), key
+
+
+def test_no_padding_works_for_equal_lengths_and_is_named_otherwise(processor, clip_processor):
+    same = processor(text=["kedi", "kedi"], padding=False)
+    assert torch.equal(
+        same["input_ids"],
+        clip_processor(text=["kedi"] * 2, padding=False, return_tensors="pt")["input_ids"],
+    )
+    with pytest.raises(ValueError, match="padding=False"):
+        processor(text=PAIR, padding=False)
+
+
+def test_truncation_false_keeps_long_texts_whole(processor):
+    long_text = " ".join(["kedi"] * 700)
+    ids = processor(text=[long_text], truncation=False)["input_ids"]
+    assert ids.shape[1] == len(processor.tokenizer(long_text)["input_ids"]) > MAX_TOKENS
+
+
+def test_image_options_pass_through_the_processor(processor):
+    import numpy as np
+    from PIL import Image
+
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    pixels = processor(images=image, do_center_crop=False)["pixel_values"]
+    assert pixels.shape == (1, 3, 32, 42)
+    assert torch.equal(
+        pixels, processor.image_processor(image, do_center_crop=False)["pixel_values"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"text": PAIR, "padding": "most"}, ValueError, "padding must be"),
+        ({"text": PAIR, "max_length": 600, "truncation": True}, ValueError, "max_length 600"),
+        ({"text": PAIR, "max_length": 0}, ValueError, "max_length"),
+        ({"text": PAIR, "truncation": "only_second"}, ValueError, "truncation must be"),
+        ({"text": PAIR, "padding": "max_length", "max_length": 8}, ValueError, "truncation=True"),
+        ({"text": PAIR, "return_attention_mask": "no"}, ValueError, "return_attention_mask"),
+        ({"text": PAIR, "pad_to_multiple_of": 8}, TypeError, "pad_to_multiple_of"),
+        ({"text": PAIR, "do_center_crop": False}, ValueError, "do_center_crop apply to images="),
+        ({"images": b"", "max_length": 8}, ValueError, "max_length apply to text="),
+    ],
+)
+def test_options_it_cannot_honour_are_refused_by_name(processor, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        processor(**kwargs)

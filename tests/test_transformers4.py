@@ -30,8 +30,18 @@ def test_converted_folder_loads_and_agrees_under_transformers4(converted_model_d
     folder = converted_model_dir
     new, old = outputs(sys.executable, folder), outputs(TRANSFORMERS4_PYTHON, folder)
     assert old["transformers"].startswith("4.57") and new["transformers"].startswith("5.")
-    for key in ("text", "image", "logits_per_image"):
+    for key in ("text", "image", "logits_per_image", "loss", "text_features"):
         np.testing.assert_allclose(old[key], new[key], atol=1e-5)
-    assert [row["label"] for row in old["pipeline"]] == [row["label"] for row in new["pipeline"]]
-    for a, b in zip(old["pipeline"], new["pipeline"]):
-        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+    assert old["hidden_states"] == new["hidden_states"] == 3
+    # Each follows its own transformers' CLIPModel: a tensor under 4, an output object under 5.
+    assert (old["text_features_type"], new["text_features_type"]) == (
+        "Tensor",
+        "BaseModelOutputWithPooling",
+    )
+    batched = [old["pipeline_batched"], new["pipeline_batched"]]
+    for old_rows, new_rows in [(old["pipeline"], new["pipeline"]), *zip(*batched)]:
+        assert [row["label"] for row in old_rows] == [row["label"] for row in new_rows]
+        for a, b in zip(old_rows, new_rows):
+            assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+    for single, batched_rows in zip([new["pipeline"]] * 2, new["pipeline_batched"][::2]):
+        assert [row["label"] for row in single] == [row["label"] for row in batched_rows]
