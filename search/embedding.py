@@ -93,5 +93,5 @@ def _prepare(path: Path, image_processor) -> tuple[np.ndarray | None, str, bool]
 
 @torch.inference_mode()
 def _embed(model, pixels: np.ndarray) -> np.ndarray:
-    features = model.get_image_features(torch.from_numpy(pixels).to(model.device))
+    features = model.embed_pixel_values(torch.from_numpy(pixels).to(model.device))
     return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
