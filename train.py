@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             eval_batch_size=args.eval_batch_size,
             resume=args.resume,
             stop_after_steps=args.stop_after_steps,
+            cpu=args.cpu,
         )
         train(options)
     except (DataError, ValueError, FileExistsError, FileNotFoundError, OSError) as error:
@@ -126,6 +127,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="stop after N optimizer steps, checkpointed, as an interruption would",
     )
+    runs.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU exists")
     runs.add_argument("--teacher-batch-size", type=int, default=256)
     runs.add_argument("--eval-batch-size", type=int, default=128)
     return parser.parse_args(argv)

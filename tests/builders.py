@@ -141,6 +141,6 @@ def save_tiny_bert(directory: Path, seed: int = 0) -> Path:
     sizes = dict(hidden_size=24, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48)
     config = BertConfig(vocab_size=468, **sizes)
     BertModel(config).save_pretrained(directory)
-    tokenizer = BertTokenizerFast(TOKENIZER_DIR / "vocab.txt", do_lower_case=False)
+    tokenizer = BertTokenizerFast(str(TOKENIZER_DIR / "vocab.txt"), do_lower_case=False)
     tokenizer.save_pretrained(directory)
     return directory

@@ -8,6 +8,7 @@ whole training state (weights, optimizer, data order, random generators).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ class TrainingOptions:
     eval_batch_size: int = 128
     resume: bool = False
     stop_after_steps: int | None = None
+    cpu: bool = False
 
     @property
     def checkpoints(self) -> Path:
@@ -162,7 +164,10 @@ def _accelerator(options: TrainingOptions) -> Accelerator:
         precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     # In stage 1 the frozen encoder gets no gradients, which DDP must be told to expect.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=options.frozen_epochs > 0)
+    # accelerate sets up multi-process CPU runs (gloo) only when told the run is on the CPU.
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
     return Accelerator(
+        cpu=options.cpu or (launched and not torch.cuda.is_available()),
         mixed_precision=precision,
         gradient_accumulation_steps=options.gradient_accumulation_steps,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
@@ -175,9 +180,12 @@ def _targets(
 ) -> tuple[CaptionTargets, CaptionTargets]:
     """Teacher targets of both data sets: computed once by the main process, then read by all."""
     digest = teacher_fingerprint(options.teacher)
+    loaded = []
 
-    def embed():
-        return load_teacher(options.teacher, accelerator.device).embed
+    def embed():  # the teacher loads only if a cache is missing, and then only once
+        if not loaded:
+            loaded.append(load_teacher(options.teacher, accelerator.device))
+        return loaded[0].embed
 
     with accelerator.main_process_first():
         return tuple(

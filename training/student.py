@@ -70,7 +70,7 @@ def _with_text_encoder(
         text_config=encoder.config.to_dict(),
         vision_config=model.config.vision_config.to_dict(),
         projection_dim=model.config.projection_dim,
-        logit_scale_init_value=float(model.logit_scale),
+        logit_scale_init_value=float(model.logit_scale.detach()),
         default_template=model.config.default_template,
     )
     replaced = TurkishCLIPModel(config)  # the head keeps its fresh initialisation
