@@ -77,7 +77,8 @@ def teacher_fingerprint(name_or_path: str, revision: str | None = None) -> str:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     if path.exists():
         for file in files:
-            digest.update(file.name.encode())
+            if path.is_dir():
+                digest.update(str(file.relative_to(path)).encode())
             with file.open("rb") as handle:
                 for block in iter(lambda h=handle: h.read(1 << 20), b""):
                     digest.update(block)
