@@ -144,6 +144,22 @@ def test_an_interrupted_run_resumed_ends_with_the_same_weights(setup, tmp_path):
     assert json.loads((interrupted / "eval.json").read_text()) == straight
 
 
+def test_accumulated_half_batches_and_checkpointed_activations_train_alike(setup, tmp_path):
+    # 144 pairs: 9 whole batches of 16, so every accumulated step has both of its halves.
+    even = dict(setup, train=write_tsv(tmp_path / "even.tsv", parallel_captions()[:144]))
+    head = ["--frozen-epochs", "2", "--epochs", "0", "--learning-rate", "1e-2"]
+    assert run(even, tmp_path / "whole", *head) == 0
+    halves = [*head, "--batch-size", "8", "--gradient-accumulation-steps", "2"]
+    assert run(even, tmp_path / "halves", *halves) == 0
+    for name, tensor in weights(tmp_path / "whole").items():
+        torch.testing.assert_close(weights(tmp_path / "halves")[name], tensor, atol=1e-5, rtol=0)
+    both = ["--frozen-epochs", "1", "--epochs", "1"]
+    assert run(setup, tmp_path / "plain", *both) == 0
+    assert run(setup, tmp_path / "checkpointed", *both, "--gradient-checkpointing") == 0
+    for name, tensor in weights(tmp_path / "plain").items():
+        torch.testing.assert_close(weights(tmp_path / "checkpointed")[name], tensor)
+
+
 def test_the_teacher_runs_once_for_the_same_data(setup, tmp_path, monkeypatch):
     calls = []
     real = training.loop.load_teacher

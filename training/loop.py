@@ -248,7 +248,7 @@ def _run_stages(run: Run) -> None:
             if epoch >= run.progress.epoch:
                 _run_epoch(run, epoch, f"stage {stage} ({what}), epoch {number}/{count}", stage)
             epoch += 1
-        when = f"after stage {stage} ({what}, {count} epochs)"
+        when = f"after stage {stage} ({what}, {count} epoch{'' if count == 1 else 's'})"
         if count and not run.progress.evaluated(when):
             _evaluate(run, when)
             _save_checkpoint(run)
@@ -341,6 +341,8 @@ def _resume(run: Run) -> None:
 def _write_folder(run: Run, model, train_count: int) -> None:
     model.eval()
     report = {
+        "processes": run.accelerator.num_processes,
+        "mixed_precision": run.accelerator.mixed_precision,
         "objective": run.options.objective,
         "evaluations": run.progress.evaluations,
         "training_loss": run.progress.losses,

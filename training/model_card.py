@@ -56,12 +56,13 @@ classifier = pipeline(
 - Teacher: {_name(options.teacher)}, its text tower embedding the English captions.
 - Objective: `{options.objective}` between the student's projected (unnormalised) embedding and
   the teacher's text embedding.
-- Schedule: stage 1, {stage1}; stage 2, {stage2}. Batch size {options.batch_size} per process,
-  gradient accumulation {options.gradient_accumulation_steps}; AdamW, learning rate
+- Schedule: stage 1, {stage1}; stage 2, {stage2}. Batch size {options.batch_size} per process
+  on {report["processes"]} process(es), mixed precision `{report["mixed_precision"]}`, gradient
+  accumulation {options.gradient_accumulation_steps}; AdamW, learning rate
   {options.learning_rate:g} (head) and {encoder_lr:g} (encoder), weight decay
   {options.weight_decay:g}; seed {options.seed}.
 
-| stage | epoch | mean training loss |
+| stage | epoch (over both stages) | mean training loss |
 | --- | --- | --- |
 {losses}
 
