@@ -123,8 +123,7 @@ def train(options: TrainingOptions) -> Path | None:
     set_seed(options.seed)
     model, processor = load_student(options.student, options.text_encoder)
     if options.gradient_checkpointing:
-        kwargs = {"use_reentrant": False}
-        model.text_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        _checkpoint_activations(model.text_model)
     model.to(accelerator.device)
     train_pairs, eval_pairs = _targets(options, accelerator)
     run = _prepare(options, accelerator, model, processor, train_pairs, eval_pairs)
@@ -139,6 +138,15 @@ def train(options: TrainingOptions) -> Path | None:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return options.output
+
+
+def _checkpoint_activations(text_model: torch.nn.Module) -> None:
+    """Recompute the encoder's activations in the backward pass instead of keeping them."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(text_model, "activation_checkpointing_enable"):  # its name from transformers 5.2x
+        text_model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        text_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def _check_options(options: TrainingOptions) -> None:
