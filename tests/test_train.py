@@ -206,6 +206,19 @@ def test_an_existing_output_folder_is_refused(setup, tmp_path, capsys):
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--teacher", "/no/such/teacher"], "--teacher /no/such/teacher: no such file or folder"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--epochs", "-1"], "--epochs must be 0 or more"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(setup, tmp_path, capsys, extra, message):
+    assert run(setup, tmp_path / "out", *extra) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {message}"
+
+
 def test_a_bert_text_encoder_replaces_the_text_tower(setup, tmp_path):
     from transformers import AutoModel, pipeline
 

@@ -24,7 +24,7 @@ from training.model_card import training_card
 from training.objectives import objective
 from training.student import TextStudent, load_student
 from training.targets import CaptionTargets, cached_targets
-from training.teacher import load_teacher, teacher_fingerprint
+from training.teacher import check_teacher, load_teacher, teacher_fingerprint
 from turkish_clip import TurkishCLIPProcessor, save_model_folder
 
 CHECKPOINT_PREFIX = "step-"
@@ -158,10 +158,12 @@ def _check_options(options: TrainingOptions) -> None:
             "continue it, or delete that folder to start again"
         )
     objective(options.objective)
+    check_teacher(options.teacher)
     for name in ("frozen_epochs", "epochs"):
         if getattr(options, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be 0 or more")
-    for name in ("batch_size", "gradient_accumulation_steps", "checkpoint_steps"):
+    positive = ("batch_size", "gradient_accumulation_steps", "checkpoint_steps", "keep_checkpoints")
+    for name in positive:
         if getattr(options, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
 

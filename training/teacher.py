@@ -70,6 +70,16 @@ def load_teacher(
     return TransformersClipTeacher(name_or_path, device, revision)
 
 
+def check_teacher(name_or_path: str) -> None:
+    """Refuses a path that does not exist, rather than asking the Hub for a repository named so.
+
+    Hub ids and clip names hold at most one slash (`openai/clip-vit-base-patch32`, `ViT-B/32`).
+    """
+    looks_local = name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1
+    if looks_local and not Path(name_or_path).expanduser().exists():
+        raise FileNotFoundError(f"--teacher {name_or_path}: no such file or folder")
+
+
 def teacher_fingerprint(name_or_path: str, revision: str | None = None) -> str:
     """A digest of the teacher's files where they are local, else of its name and revision."""
     digest = hashlib.sha256()
