@@ -1,10 +1,11 @@
-"""Configuration of Turkish CLIP: a Turkish DistilBERT text tower beside CLIP's image tower."""
+"""Configuration of Turkish CLIP: a Turkish text encoder (DistilBERT by default) beside CLIP's
+image tower."""
 
 import math
 from collections.abc import Sequence
 from string import Formatter
 
-from transformers import CLIPVisionConfig, DistilBertConfig, PretrainedConfig
+from transformers import AutoConfig, CLIPVisionConfig, DistilBertConfig, PretrainedConfig
 
 # Turkish templates for zero-shot prompts. Each one puts the label in a position where Turkish
 # suffixes attach to the template's own nouns ("fotoğrafı", "resim"), never to the label, so any
@@ -74,6 +75,26 @@ def _sub_config(value: dict | PretrainedConfig | None, config_class: type) -> Pr
     raise TypeError(f"expected a dict or a {config_class.__name__}, got {type(value).__name__}")
 
 
+def _text_config(value: dict | PretrainedConfig | None) -> PretrainedConfig:
+    """Any transformers encoder's configuration; a dict names its type in `model_type`.
+
+    Folders written before other encoders were allowed hold a DistilBERT dict, so a dict without
+    `model_type` is DistilBERT.
+    """
+    if value is None:
+        return DistilBertConfig(vocab_size=32000)
+    if isinstance(value, PretrainedConfig):
+        return value
+    if not isinstance(value, dict):
+        raise TypeError(f"text_config: expected a dict or a config, got {type(value).__name__}")
+    values = dict(value)
+    model_type = values.pop("model_type", None) or "distilbert"
+    try:
+        return AutoConfig.for_model(model_type, **values)
+    except ValueError as error:
+        raise ValueError(f"text_config: unknown model_type {model_type!r} ({error})") from None
+
+
 class TurkishCLIPConfig(PretrainedConfig):
     r"""
     Configuration of a [`TurkishCLIPModel`]. The defaults describe the released model: the
@@ -82,8 +103,11 @@ class TurkishCLIPConfig(PretrainedConfig):
     embedding space.
 
     Args:
-        text_config (`dict` or `DistilBertConfig`, *optional*):
-            The DistilBERT text tower. Defaults to DistilBERT-base with the Turkish vocabulary size.
+        text_config (`dict` or `PretrainedConfig`, *optional*):
+            The text tower: any transformers encoder (DistilBERT, BERT, XLM-R, ...), as a config
+            or a dict with its `model_type` (a dict without one is DistilBERT, as folders written
+            before other encoders were allowed hold). Defaults to DistilBERT-base with the
+            Turkish vocabulary size.
         vision_config (`dict` or `CLIPVisionConfig`, *optional*):
             The CLIP image tower. Defaults to ViT-B/32 (224 px, patch 32, quick-GELU, eps 1e-5).
         projection_dim (`int`, *optional*, defaults to 512):
@@ -99,11 +123,11 @@ class TurkishCLIPConfig(PretrainedConfig):
     """
 
     model_type = "turkish_clip"
-    sub_configs = {"text_config": DistilBertConfig, "vision_config": CLIPVisionConfig}
+    sub_configs = {"text_config": AutoConfig, "vision_config": CLIPVisionConfig}
 
     def __init__(
         self,
-        text_config: dict | DistilBertConfig | None = None,
+        text_config: dict | PretrainedConfig | None = None,
         vision_config: dict | CLIPVisionConfig | None = None,
         projection_dim: int = 512,
         logit_scale_init_value: float = math.log(100.0),
@@ -111,9 +135,7 @@ class TurkishCLIPConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         **kwargs,
     ):
-        self.text_config = _sub_config(text_config, DistilBertConfig)
-        if text_config is None:
-            self.text_config.vocab_size = 32000
+        self.text_config = _text_config(text_config)
         self.vision_config = _sub_config(vision_config, CLIPVisionConfig)
         self.projection_dim = projection_dim
         self.logit_scale_init_value = logit_scale_init_value
@@ -135,8 +157,9 @@ class TurkishCLIPConfig(PretrainedConfig):
             check_template(self.default_template)
         except (TypeError, ValueError) as error:
             raise type(error)(f"default_template: {error}") from None
-        if self.text_config.dim % self.text_config.n_heads != 0:
+        width, heads = self.text_config.hidden_size, self.text_config.num_attention_heads
+        if width % heads != 0:
             raise ValueError(
-                f"text_config.dim ({self.text_config.dim}) is not a multiple of "
-                f"text_config.n_heads ({self.text_config.n_heads})"
+                f"text_config's width ({width}) is not a multiple of its number of attention "
+                f"heads ({heads})"
             )

@@ -1,6 +1,8 @@
-"""Turkish CLIP: a Turkish DistilBERT, mean-pooled and projected into CLIP ViT-B/32's space."""
+"""Turkish CLIP: a Turkish text encoder (DistilBERT by default), mean-pooled and projected into CLIP
+ViT-B/32's space."""
 
 import functools
+import inspect
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ import torch
 import transformers
 from PIL import Image
 from torch import nn
-from transformers import CLIPVisionModel, DistilBertModel, PreTrainedModel
+from transformers import AutoModel, CLIPVisionModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
@@ -65,7 +67,7 @@ class TurkishCLIPOutput(ModelOutput):
     image_embeds (`torch.FloatTensor` of shape `(image_batch_size, projection_dim)`):
         L2-normalised image embeddings.
     text_model_output (`BaseModelOutput`):
-        The DistilBERT tower's output.
+        The text tower's output.
     vision_model_output (`BaseModelOutputWithPooling`):
         The CLIP image tower's output.
     """
@@ -101,7 +103,13 @@ class TurkishCLIPPreTrainedModel(PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
-    _no_split_modules = ["TransformerBlock", "CLIPEncoderLayer", "CLIPVisionEmbeddings"]
+    _no_split_modules = [
+        "TransformerBlock",  # DistilBERT
+        "BertLayer",
+        "XLMRobertaLayer",
+        "CLIPEncoderLayer",
+        "CLIPVisionEmbeddings",
+    ]
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -117,7 +125,8 @@ class TurkishCLIPPreTrainedModel(PreTrainedModel):
 class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
     """Embeds Turkish text and images into one space where cosine similarity ranks matches.
 
-    The text side is the original project's: DistilBERT token states, averaged over the attention
+    The text side is the original project's: the text encoder's token states (DistilBERT's in the
+    released model; any transformers encoder in `config.text_config`), averaged over the attention
     mask, then one Linear layer with bias (the Keras `Dense` head). The image side is OpenAI CLIP's
     image tower with its bias-free projection. `logit_scale` is CLIP's learnt temperature, which
     turns cosine similarities into calibrated softmax scores.
@@ -125,13 +134,15 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
 
     def __init__(self, config: TurkishCLIPConfig):
         super().__init__(config)
-        self.text_model = DistilBertModel._from_config(config.text_config)
+        self.text_model = build_text_model(config.text_config)
         vision_model = CLIPVisionModel._from_config(config.vision_config)
         # transformers 4 wraps the vision transformer one level deeper than transformers 5 does;
         # taking the inner module keeps the weight names (`vision_model.embeddings...`) the same.
         self.vision_model = getattr(vision_model, "vision_model", vision_model)
         self.pooler = MeanPooler()
-        self.text_projection = nn.Linear(config.text_config.dim, config.projection_dim, bias=True)
+        self.text_projection = nn.Linear(
+            config.text_config.hidden_size, config.projection_dim, bias=True
+        )
         self.visual_projection = nn.Linear(
             config.vision_config.hidden_size, config.projection_dim, bias=False
         )
@@ -396,6 +407,22 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         if normalize:
             embeddings = nn.functional.normalize(embeddings, dim=-1)
         return embeddings.cpu().numpy() if return_numpy else embeddings
+
+
+def build_text_model(text_config: PretrainedConfig) -> PreTrainedModel:
+    """The text tower: whichever transformers encoder `text_config` describes, randomly
+    initialised, without the pooling layer some encoders (BERT, XLM-R) carry: the model pools by
+    the mask itself, and an unused layer would only be dead weight in every checkpoint."""
+    return AutoModel.from_config(text_config, **text_model_kwargs(text_config))
+
+
+def text_model_kwargs(text_config: PretrainedConfig) -> dict:
+    """Keyword arguments that build `text_config`'s encoder as the text tower (see
+    `build_text_model`); `from_pretrained` of an encoder checkpoint takes the same ones."""
+    model_class = AutoModel._model_mapping[type(text_config)]
+    if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+        return {"add_pooling_layer": False}
+    return {}
 
 
 def ensemble_prompt_embeddings(prompt_embeds: torch.Tensor, n_labels: int) -> torch.Tensor:

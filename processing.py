@@ -6,8 +6,12 @@ from collections.abc import Sequence
 
 import torch
 import transformers
-from transformers import DistilBertTokenizerFast, ProcessorMixin
+from transformers import ProcessorMixin
 from transformers.image_processing_utils import BatchFeature
+from transformers.models.auto.tokenization_auto import (
+    get_tokenizer_config,
+    tokenizer_class_from_name,
+)
 
 # transformers 4 copies only the direct relative imports of a module from a local folder.
 from .image_loading import load_image  # noqa: F401
@@ -65,9 +69,8 @@ class TurkishCLIPProcessor(ProcessorMixin):
         image_processor = TurkishCLIPImageProcessor.from_pretrained(
             pretrained_model_name_or_path, **hub_kwargs
         )
-        tokenizer = DistilBertTokenizerFast.from_pretrained(
-            pretrained_model_name_or_path, **hub_kwargs
-        )
+        tokenizer_class = _tokenizer_class(pretrained_model_name_or_path, hub_kwargs)
+        tokenizer = tokenizer_class.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
         return cls(image_processor=image_processor, tokenizer=tokenizer)
 
     def __call__(
@@ -157,6 +160,22 @@ class TurkishCLIPProcessor(ProcessorMixin):
     @property
     def model_input_names(self) -> list[str]:
         return ["input_ids", "attention_mask", "pixel_values"]
+
+
+def _tokenizer_class(pretrained_model_name_or_path, hub_kwargs: dict) -> type:
+    """The tokenizer class that `tokenizer_config.json` names (DistilBERT's, or another text
+    encoder's), in its fast form. AutoTokenizer would also read config.json, find this model's
+    own type there and ask for trust_remote_code a second time."""
+    config = get_tokenizer_config(pretrained_model_name_or_path, **hub_kwargs)
+    name = config.get("tokenizer_class") or "DistilBertTokenizer"
+    fast_name = name if name.endswith("Fast") else f"{name}Fast"
+    found = tokenizer_class_from_name(fast_name) or tokenizer_class_from_name(name)
+    if found is None:
+        raise ValueError(
+            f"{pretrained_model_name_or_path}: tokenizer_config.json names {name!r}, which this "
+            f"transformers {transformers.__version__} does not know"
+        )
+    return found
 
 
 def tokenize_texts(tokenizer, texts: list[str], limit: int | None = MAX_TOKENS) -> list[list[int]]:

@@ -34,6 +34,7 @@ from PIL import Image  # noqa: E402
 from transformers import DistilBertTokenizerFast, pipeline  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
+from benchmarks.training import training_samples_per_second  # noqa: E402
 from turkish_clip import (  # noqa: E402
     TURKISH_TEMPLATES,
     TurkishCLIPConfig,
@@ -478,6 +479,12 @@ def original_rows(python: str, texts: list[str], model, ours: float, scale: Scal
     return [Row(name, theirs, "/s", f"encode_text: {ours:.1f}/s", ours / theirs)]
 
 
+def training_rows(scale: Scale) -> list[Row]:
+    size = "full-size" if scale is FULL else "tiny"
+    speed = training_samples_per_second(scale.config, BATCH, steps=scale.repeats)
+    return [Row(f"training samples/s, {size} student, batch {BATCH}", speed, "/s")]
+
+
 # Table
 
 FORMATS = {"/s": "{:.1f}/s", "ms": "{:.0f} ms", "s": "{:.3f} s", "MB": "{:.0f} MB", "": "{:.5f}"}
@@ -540,7 +547,8 @@ def measure(scale: Scale, directory: Path, original_python: str | None) -> list[
     tiny = build_model(QUICK)
     tiny_int8 = copy.deepcopy(tiny).quantize_int8()
     tiny_rows = int8_rows(tiny, tiny_int8, build_processor(QUICK), texts, photos, 1, ", tiny")
-    return rows + [row for row in tiny_rows if "cosine" in row.name]
+    rows += [row for row in tiny_rows if "cosine" in row.name]
+    return rows + training_rows(scale)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

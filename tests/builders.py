@@ -102,3 +102,88 @@ def noise_image(path: Path, seed: int, size: tuple[int, int] = (48, 40)) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels).save(path, format="PNG")
     return path
+
+
+# Training: an English CLIP teacher, a Turkish encoder to swap in, and parallel captions.
+
+COLOURS = {"white": "beyaz", "black": "siyah", "red": "kırmızı", "blue": "mavi", "green": "yeşil"}
+COLOURS |= {"yellow": "sarı", "orange": "turuncu", "purple": "mor", "grey": "gri", "pink": "pembe"}
+NOUNS = {"cat": "kedi", "dog": "köpek", "horse": "at", "bird": "kuş", "cow": "inek"}
+NOUNS |= {"sheep": "koyun", "elephant": "fil", "giraffe": "zürafa", "bear": "ayı", "fish": "balık"}
+NOUNS |= {"car": "araba", "bus": "otobüs", "train": "tren", "plane": "uçak", "boat": "tekne"}
+
+
+def parallel_captions() -> list[tuple[str, str]]:
+    """150 English captions ("red cat") with their Turkish translations ("kırmızı kedi"), in a
+    fixed shuffled order; every Turkish word is a whole token of the fixture vocabulary."""
+    import random
+
+    pairs = [
+        (f"{colour} {noun}", f"{renk} {ad}")
+        for colour, renk in COLOURS.items()
+        for noun, ad in NOUNS.items()
+    ]
+    random.Random(0).shuffle(pairs)
+    return pairs
+
+
+def write_tsv(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(f"{en}\t{tr}\n" for en, tr in pairs), encoding="utf-8")
+    return path
+
+
+def clip_tokenizer(directory: Path):
+    """OpenAI CLIP's tokenizer as transformers saves it, made from the BPE table that the `clip`
+    package ships (the same vocabulary and merges as openai/clip-vit-base-patch32's)."""
+    import json
+    import warnings
+
+    from transformers import CLIPTokenizerFast
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # clip imports pkg_resources
+        from clip.simple_tokenizer import SimpleTokenizer
+
+    bpe = SimpleTokenizer()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.json").write_text(json.dumps(bpe.encoder), encoding="utf-8")
+    merges = sorted(bpe.bpe_ranks, key=bpe.bpe_ranks.get)
+    lines = "".join(f"{first} {second}\n" for first, second in merges)
+    (directory / "merges.txt").write_text("#version: 0.2\n" + lines, encoding="utf-8")
+    return CLIPTokenizerFast(str(directory / "vocab.json"), str(directory / "merges.txt"))
+
+
+def save_tiny_teacher(directory: Path, seed: int = 0) -> Path:
+    """A tiny random transformers CLIP with OpenAI's real tokenizer, saved as a folder."""
+    from transformers import CLIPConfig, CLIPModel
+
+    text = dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=1)
+    text |= dict(num_attention_heads=2, max_position_embeddings=32)
+    text |= dict(bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, image_size=32)
+    vision |= dict(num_attention_heads=2, patch_size=16)
+    torch.manual_seed(seed)
+    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+    # A random tower's output at the end token is mostly that token's own embedding and its
+    # position, so every caption would embed nearly alike; without them, the words decide it.
+    with torch.no_grad():
+        model.text_model.embeddings.position_embedding.weight.zero_()
+        model.text_model.embeddings.token_embedding.weight[49406:].zero_()
+    model.save_pretrained(directory)
+    tokenizer = clip_tokenizer(directory)
+    tokenizer.model_max_length = 32
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def save_tiny_bert(directory: Path, seed: int = 0) -> Path:
+    """A tiny random BERT encoder with the fixture's Turkish vocabulary, saved as a folder."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    torch.manual_seed(seed)
+    sizes = dict(hidden_size=24, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48)
+    config = BertConfig(vocab_size=468, **sizes)
+    BertModel(config).save_pretrained(directory)
+    tokenizer = BertTokenizerFast(str(TOKENIZER_DIR / "vocab.txt"), do_lower_case=False)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -57,7 +57,7 @@ def test_auto_config_reads_a_saved_folder(tmp_path):
         ({"logit_scale_init_value": float("nan")}, "logit_scale_init_value"),
         ({"default_template": "şablon"}, "default_template"),
         ({"default_template": "{} ve {}"}, "default_template"),
-        ({"text_config": {"dim": 30, "n_heads": 4}}, "n_heads"),
+        ({"text_config": {"dim": 30, "n_heads": 4}}, "attention heads"),
         ({"text_config": 5}, "expected a dict"),
     ],
 )

@@ -1,0 +1,137 @@
+"""Train Turkish CLIP's text tower by distillation from an English CLIP teacher.
+
+    python train.py --student turkish-clip --teacher ViT-B/32 \\
+        --train pairs.tsv --eval eval.tsv --output turkish-clip-trained \\
+        --frozen-epochs 2 --epochs 3
+
+The same command runs on a CPU, on one GPU, and under `accelerate launch` or
+`torchrun --nproc_per_node N` (DDP). The work happens in `training/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from training.data import DataError, PairSource
+from training.objectives import OBJECTIVES
+
+DEFAULT_CACHE = Path.home() / ".cache" / "turkish-clip" / "teacher-targets"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from training.loop import TrainingOptions, train  # heavy imports after --help
+
+    try:
+        options = TrainingOptions(
+            student=args.student,
+            teacher=args.teacher,
+            train=_source(args, args.train, args.train_split),
+            eval=_source(args, args.eval, args.eval_split),
+            output=Path(args.output),
+            text_encoder=args.text_encoder,
+            frozen_epochs=args.frozen_epochs,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            encoder_learning_rate=args.encoder_learning_rate,
+            weight_decay=args.weight_decay,
+            objective=args.objective,
+            seed=args.seed,
+            gradient_accumulation_steps=args.gradient_accumulation_steps,
+            gradient_checkpointing=args.gradient_checkpointing,
+            mixed_precision=args.mixed_precision,
+            checkpoint_steps=args.checkpoint_steps,
+            keep_checkpoints=args.keep_checkpoints,
+            checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
+            cache_dir=Path(args.cache_dir),
+            teacher_batch_size=args.teacher_batch_size,
+            eval_batch_size=args.eval_batch_size,
+            resume=args.resume,
+            stop_after_steps=args.stop_after_steps,
+            cpu=args.cpu,
+        )
+        train(options)
+    except (DataError, ValueError, FileExistsError, FileNotFoundError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _source(args: argparse.Namespace, location: str, split: str) -> PairSource:
+    return PairSource(location, args.english_column, args.turkish_column, split)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    models = parser.add_argument_group("models")
+    models.add_argument("--student", required=True, help="Turkish CLIP folder or Hub id to train")
+    models.add_argument(
+        "--text-encoder",
+        metavar="NAME_OR_PATH",
+        help="replace the student's text tower by this transformers encoder checkpoint "
+        "(DistilBERT, BERT, XLM-R, ...) with a fresh Linear head",
+    )
+    models.add_argument(
+        "--teacher",
+        required=True,
+        help="OpenAI clip archive path or model name (ViT-B/32), or a transformers CLIP folder "
+        "or Hub id",
+    )
+    data = parser.add_argument_group("data")
+    for name in ("train", "eval"):
+        data.add_argument(
+            f"--{name}",
+            required=True,
+            help="TSV (english<TAB>turkish), JSONL, datasets folder or Hub dataset id",
+        )
+    data.add_argument("--english-column", default="en", help="JSONL/datasets field (en)")
+    data.add_argument("--turkish-column", default="tr", help="JSONL/datasets field (tr)")
+    data.add_argument("--train-split", default="train", help="split of a dataset (train)")
+    data.add_argument("--eval-split", default="validation", help="split of a dataset (validation)")
+    data.add_argument(
+        "--cache-dir", default=str(DEFAULT_CACHE), help=f"teacher targets (default {DEFAULT_CACHE})"
+    )
+    schedule = parser.add_argument_group("schedule")
+    schedule.add_argument("--frozen-epochs", type=int, default=1, help="stage 1: only the head")
+    schedule.add_argument("--epochs", type=int, default=1, help="stage 2: the whole text tower")
+    schedule.add_argument("--batch-size", type=int, default=32, help="per process (32)")
+    schedule.add_argument("--learning-rate", type=float, default=1e-4, help="head (1e-4)")
+    schedule.add_argument(
+        "--encoder-learning-rate", type=float, help="encoder in stage 2 (--learning-rate)"
+    )
+    schedule.add_argument("--weight-decay", type=float, default=0.0, help="AdamW (0)")
+    schedule.add_argument("--objective", choices=OBJECTIVES, default="mse")
+    schedule.add_argument("--seed", type=int, default=0)
+    schedule.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    schedule.add_argument("--gradient-checkpointing", action="store_true")
+    schedule.add_argument(
+        "--mixed-precision",
+        choices=("auto", "no", "bf16", "fp16"),
+        default="auto",
+        help="auto: bf16 on GPUs that have it, else float32",
+    )
+    runs = parser.add_argument_group("output and checkpoints")
+    runs.add_argument("--output", required=True, help="model folder to write (must not exist)")
+    runs.add_argument("--checkpoint-steps", type=int, default=500, help="checkpoint every N steps")
+    runs.add_argument("--keep-checkpoints", type=int, default=2, help="how many to keep (2)")
+    runs.add_argument("--checkpoint-dir", help="default: OUTPUT.checkpoints beside --output")
+    runs.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    runs.add_argument(
+        "--stop-after-steps",
+        type=int,
+        metavar="N",
+        help="stop after N optimizer steps, checkpointed, as an interruption would",
+    )
+    runs.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU exists")
+    runs.add_argument("--teacher-batch-size", type=int, default=256)
+    runs.add_argument("--eval-batch-size", type=int, default=128)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
