@@ -20,6 +20,7 @@ import numpy as np
 from evaluation.inputs import read_captions, read_class_labels
 from evaluation.metrics import RECALL_KS, classification_metrics, retrieval_recall
 from inference.loading import (
+    BACKENDS,
     DEFAULT_MODEL,
     choose_model,
     load_model,
@@ -108,7 +109,7 @@ def run_classify(args: argparse.Namespace) -> int:
     templates = _templates(args.template)
     from turkish_clip.image_loading import load_image
 
-    pipe = load_pipeline(args.model or DEFAULT_MODEL, args.revision)
+    pipe = load_pipeline(args.model or DEFAULT_MODEL, args.revision, args.backend, args.int8)
     max_pixels = pipe.image_processor.max_image_pixels
     options = {"candidate_labels": labels, "top_k": args.top_k}
     if templates:
@@ -157,7 +158,7 @@ def run_index(args: argparse.Namespace) -> int:
     if old and not plan.has_changes:
         print(f"{folder}: {len(old.files)} images, up to date")  # nothing to load or write
         return 0
-    model = load_model(source, revision)
+    model = load_model(source, revision, args.backend, args.int8)
     dim = model.config.projection_dim
     if old and old.meta["dim"] != dim:
         raise CLIError(f"index {folder} holds {old.meta['dim']}-dim embeddings, the model {dim}")
@@ -218,7 +219,8 @@ def run_search(args: argparse.Namespace) -> int:
         raise CLIError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
     if not index.files:
         raise CLIError(f"index {folder} is empty")
-    model = load_model(*choose_model(args.model, args.revision, index.meta))
+    source, revision = choose_model(args.model, args.revision, index.meta)
+    model = load_model(source, revision, args.backend, args.int8)
     if args.image is None:
         query = model.encode_text([args.query], return_numpy=True)[0]
     else:
@@ -257,7 +259,9 @@ def _evaluate_folder(args: argparse.Namespace) -> int:
         targets += [target] * len(found)
     if not paths:
         raise CLIError(f"no images in the class folders of {root}")
-    model = load_model(model_source(args.model or DEFAULT_MODEL), args.revision)
+    model = load_model(
+        model_source(args.model or DEFAULT_MODEL), args.revision, args.backend, args.int8
+    )
     image_embeds, kept, failures = embed_image_files(model, paths, args.batch_size, args.quiet)
     if not kept:
         raise CLIError(f"none of the {len(paths)} images in {root} could be read")
@@ -314,7 +318,9 @@ def _percent(value: float | None) -> str:
 def _evaluate_captions(args: argparse.Namespace) -> int:
     pairs = read_captions(Path(args.captions).expanduser())
     images = list(dict.fromkeys(path for path, _ in pairs))
-    model = load_model(model_source(args.model or DEFAULT_MODEL), args.revision)
+    model = load_model(
+        model_source(args.model or DEFAULT_MODEL), args.revision, args.backend, args.int8
+    )
     image_embeds, kept, failures = embed_image_files(model, images, args.batch_size, args.quiet)
     if not kept:
         raise CLIError(f"none of the {len(images)} images in {args.captions} could be read")
@@ -395,6 +401,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--revision", help="Hub branch, tag or commit of --model")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="torch (default), or onnx: onnxruntime on the folder's onnx/ files (written by "
+        "`hub_upload.py export-onnx`)",
+    )
+    common.add_argument(
+        "--int8",
+        action="store_true",
+        help="int8 CPU inference (torch's int8 layers, or onnx/*_quantized.onnx)",
+    )
     templates = argparse.ArgumentParser(add_help=False)
     templates.add_argument(
         "--template",

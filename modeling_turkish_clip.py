@@ -18,7 +18,13 @@ from .configuration_turkish_clip import TurkishCLIPConfig, check_templates, fill
 # model file the processor needs is imported here too.
 from .image_loading import load_image  # noqa: F401
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F401
-from .processing import TurkishCLIPProcessor, pad_token_ids, prepare_texts
+from .processing import (
+    TurkishCLIPProcessor,
+    check_batch_size,
+    length_sorted_batches,
+    pad_token_ids,
+    prepare_texts,
+)
 
 try:  # transformers 5: these initialisers skip tensors already loaded from a checkpoint
     from transformers import initialization as init
@@ -227,7 +233,7 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         images = list(images)
         if not images:
             raise ValueError("encode_image got an empty list of images")
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         rows = []
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
@@ -259,11 +265,8 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         self, token_ids: list[list[int]], pad_token_id: int, batch_size: int = 32
     ) -> torch.Tensor:
         """Projected text embeddings for already tokenised texts, batched by length."""
-        _check_batch_size(batch_size)
-        order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
         out = None
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
+        for index in length_sorted_batches(token_ids, batch_size):
             input_ids, attention_mask = pad_token_ids([token_ids[i] for i in index], pad_token_id)
             features = self.get_text_features(
                 input_ids.to(self.device), attention_mask.to(self.device)
@@ -341,11 +344,6 @@ def ensemble_prompt_embeddings(prompt_embeds: torch.Tensor, n_labels: int) -> to
     embeds = nn.functional.normalize(torch.as_tensor(prompt_embeds).float(), dim=-1)
     mean = embeds.reshape(n_labels, -1, embeds.shape[-1]).mean(dim=1)
     return nn.functional.normalize(mean, dim=-1)
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 class Int8Linear(nn.Module):

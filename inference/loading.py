@@ -4,6 +4,7 @@ from pathlib import Path
 
 # The folder that `python hub_upload.py convert --output turkish-clip` writes.
 DEFAULT_MODEL = "turkish-clip"
+BACKENDS = ("torch", "onnx")
 
 
 class ModelChoiceError(ValueError):
@@ -16,21 +17,32 @@ def model_source(name: str) -> str:
     return str(path.resolve()) if path.is_dir() else name
 
 
-def load_model(name: str, revision: str | None):
+def load_model(name: str, revision: str | None, backend: str = "torch", int8: bool = False):
+    """The model with `encode_text`/`encode_image`/`encode_labels`, on `backend`; `int8` picks
+    the torch int8 path or the quantised ONNX files."""
     if name == DEFAULT_MODEL and not Path(name).exists():
         raise ModelChoiceError(
             f"model folder {DEFAULT_MODEL!r} not found: write it with `python hub_upload.py "
             f"convert --output {DEFAULT_MODEL}` or pass --model (a folder or a Hub id)"
         )
+    if _backend(backend) == "onnx":
+        from inference.onnx_backend import OnnxTurkishCLIP
+
+        return OnnxTurkishCLIP.from_pretrained(name, revision=revision, int8=int8)
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(name, revision=revision, trust_remote_code=True)
-    return model.to(_device()).eval()
+    extra = {"int8": True} if int8 else {}
+    model = AutoModel.from_pretrained(name, revision=revision, trust_remote_code=True, **extra)
+    return model.to(_device(int8)).eval()
 
 
-def load_pipeline(name: str, revision: str | None):
+def load_pipeline(name: str, revision: str | None, backend: str = "torch", int8: bool = False):
     if name == DEFAULT_MODEL and not Path(name).exists():
         load_model(name, revision)  # raises the same helpful error
+    if _backend(backend) == "onnx":
+        from inference.onnx_backend import OnnxZeroShotClassifier
+
+        return OnnxZeroShotClassifier(load_model(name, revision, backend, int8))
     from transformers import pipeline
 
     return pipeline(
@@ -38,7 +50,8 @@ def load_pipeline(name: str, revision: str | None):
         model=name,
         revision=revision,
         trust_remote_code=True,
-        device=_device(),
+        device=_device(int8),
+        model_kwargs={"int8": True} if int8 else None,
     )
 
 
@@ -65,7 +78,14 @@ def _model_name(source: str, revision: str | None) -> str:
     return f"{source}@{revision}" if revision else source
 
 
-def _device() -> str:
+def _backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
+
+
+def _device(int8: bool = False) -> str:
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    # The int8 path multiplies int8 matrices on the CPU only.
+    return "cuda" if torch.cuda.is_available() and not int8 else "cpu"

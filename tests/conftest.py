@@ -111,3 +111,15 @@ def converted_model_dir(tmp_path_factory, fixtures_dir, tiny_clip_archive) -> Pa
     argv += ["--head", str(fixtures_dir / "head_tiny.h5"), "--clip", str(tiny_clip_archive.path)]
     assert hub_upload.main(argv) == 0
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model folder with its float32 and int8 ONNX export; copy it before changing it."""
+    from builders import save_tiny_model_folder
+
+    from conversion.onnx_export import export_onnx
+
+    folder = save_tiny_model_folder(tmp_path_factory.mktemp("onnx") / "model")
+    export_onnx(folder, int8=True)
+    return folder
