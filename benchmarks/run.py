@@ -25,7 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":
+    # The checkout instead of this script's folder, whose onnx.py would otherwise shadow the
+    # `onnx` package; benchmarks/onnx.py imports this module by its name, which it is given.
+    sys.path[0] = str(ROOT)
+    sys.modules["benchmarks.run"] = sys.modules[__name__]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
@@ -536,6 +540,9 @@ def measure(scale: Scale, directory: Path, original_python: str | None) -> list[
     rows += loading_rows(folder, scale)
     int8 = TurkishCLIPModel.from_pretrained(folder, int8=True).eval()
     rows += int8_rows(model, int8, processor, texts, photos, scale.repeats, "")
+    from benchmarks.onnx import onnx_rows  # it imports this module, so not at the top
+
+    rows += onnx_rows(folder, model, int8, processor, texts, scale)
     del model, int8
     tiny = build_model(QUICK)
     tiny_int8 = copy.deepcopy(tiny).quantize_int8()

@@ -122,7 +122,7 @@ class OnnxTurkishCLIP:
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
             pixels = processor.image_processor(batch, return_tensors="pt", first_index=start)
-            rows.append(self._run(self.vision_path, pixel_values=pixels["pixel_values"].numpy()))
+            rows.append(self.embed_pixels(pixels["pixel_values"].numpy()))
         return _finish(np.concatenate(rows), normalize, return_numpy)
 
     def encode_labels(
@@ -151,6 +151,10 @@ class OnnxTurkishCLIP:
                 self.text_path, input_ids=input_ids.numpy(), attention_mask=attention_mask.numpy()
             )
         return out
+
+    def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray:
+        """Projected image embeddings of the image processor's float32 `pixel_values`."""
+        return self._run(self.vision_path, pixel_values=pixel_values)
 
     def _run(self, path: Path, **inputs: np.ndarray) -> np.ndarray:
         return self._session(path).run(None, inputs)[0]
