@@ -404,9 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--backend",
         choices=BACKENDS,
-        default="torch",
-        help="torch (default), or onnx: onnxruntime on the folder's onnx/ files (written by "
-        "`hub_upload.py export-onnx`)",
+        help="onnx: onnxruntime on the model's onnx/ files (`hub_upload.py export-onnx`); "
+        "default: onnx on a CPU where the model folder has them, else torch",
     )
     common.add_argument(
         "--int8",

@@ -17,15 +17,37 @@ def model_source(name: str) -> str:
     return str(path.resolve()) if path.is_dir() else name
 
 
-def load_model(name: str, revision: str | None, backend: str = "torch", int8: bool = False):
-    """The model with `encode_text`/`encode_image`/`encode_labels`, on `backend`; `int8` picks
-    the torch int8 path or the quantised ONNX files."""
+def choose_backend(name: str, backend: str | None, int8: bool = False) -> str:
+    """The backend asked for; by default onnxruntime on a CPU where the model folder has its ONNX
+    files (faster there: see the README's Performance section), torch otherwise.
+
+    Hub ids default to torch: finding out whether a repository has ONNX files costs a request.
+    """
+    if backend is not None:
+        return _backend(backend)
+    from conversion.onnx_export import (
+        ONNX_DIR,
+        TEXT_FILE,
+        TEXT_INT8_FILE,
+        VISION_FILE,
+        VISION_INT8_FILE,
+    )
+
+    names = (TEXT_INT8_FILE, VISION_INT8_FILE) if int8 else (TEXT_FILE, VISION_FILE)
+    folder = Path(name).expanduser() / ONNX_DIR
+    has_onnx = all((folder / file).is_file() for file in names)
+    return "onnx" if has_onnx and _device() == "cpu" else "torch"
+
+
+def load_model(name: str, revision: str | None, backend: str | None = None, int8: bool = False):
+    """The model with `encode_text`/`encode_image`/`encode_labels`, on `backend` (see
+    `choose_backend`); `int8` picks the torch int8 path or the quantised ONNX files."""
     if name == DEFAULT_MODEL and not Path(name).exists():
         raise ModelChoiceError(
             f"model folder {DEFAULT_MODEL!r} not found: write it with `python hub_upload.py "
             f"convert --output {DEFAULT_MODEL}` or pass --model (a folder or a Hub id)"
         )
-    if _backend(backend) == "onnx":
+    if choose_backend(name, backend, int8) == "onnx":
         from inference.onnx_backend import OnnxTurkishCLIP
 
         return OnnxTurkishCLIP.from_pretrained(name, revision=revision, int8=int8)
@@ -36,10 +58,10 @@ def load_model(name: str, revision: str | None, backend: str = "torch", int8: bo
     return model.to(_device(int8)).eval()
 
 
-def load_pipeline(name: str, revision: str | None, backend: str = "torch", int8: bool = False):
+def load_pipeline(name: str, revision: str | None, backend: str | None = None, int8: bool = False):
     if name == DEFAULT_MODEL and not Path(name).exists():
         load_model(name, revision)  # raises the same helpful error
-    if _backend(backend) == "onnx":
+    if choose_backend(name, backend, int8) == "onnx":
         from inference.onnx_backend import OnnxZeroShotClassifier
 
         return OnnxZeroShotClassifier(load_model(name, revision, backend, int8))

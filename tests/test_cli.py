@@ -3,6 +3,7 @@ against hand-computed metrics."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -512,3 +513,26 @@ def test_onnx_backend_without_onnx_files_is_a_one_line_error(capsys, tmp_path, m
     [line] = err.strip().splitlines()
     assert line.startswith("error: ") and "text_model.onnx not found" in line
     assert "hub_upload.py export-onnx" in line
+
+
+def test_default_backend_is_onnx_on_a_cpu_where_the_files_are(
+    tmp_path, model_dir, tiny_onnx_dir, monkeypatch
+) -> None:
+    from inference import loading
+
+    assert loading.choose_backend(str(tiny_onnx_dir), None) == "onnx"
+    assert loading.choose_backend(str(tiny_onnx_dir), None, int8=True) == "onnx"
+    assert loading.choose_backend(str(tiny_onnx_dir), "torch") == "torch"
+    assert loading.choose_backend(str(model_dir), None) == "torch"  # no onnx/ folder
+    assert loading.choose_backend("someone/turkish-clip", None) == "torch"
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_onnx_dir, partial)
+    (partial / "onnx" / "vision_model_quantized.onnx").unlink()
+    assert loading.choose_backend(str(partial), None, int8=True) == "torch"
+    assert loading.choose_backend(str(partial), None) == "onnx"
+    model = loading.load_model(str(tiny_onnx_dir), None)
+    assert type(model).__name__ == "OnnxTurkishCLIP"
+    monkeypatch.setattr(loading, "_device", lambda int8=False: "cuda")
+    assert loading.choose_backend(str(tiny_onnx_dir), None) == "torch"
+    with pytest.raises(ValueError, match="backend must be one of torch, onnx"):
+        loading.choose_backend(str(tiny_onnx_dir), "tensorflow")
