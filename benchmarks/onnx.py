@@ -1,5 +1,7 @@
 """The onnxruntime backend against torch, float32 and int8, side by side in one run.
 
+    python -m benchmarks.onnx [--quick]      # these rows alone (benchmarks/run.py has them all)
+
 Called by benchmarks/run.py on the model folder it saved. onnxruntime's idle threads are told
 not to spin (inference/onnx_backend.py does that for every session), so a session that is not
 running leaves the cores to whichever one is being timed.
@@ -7,18 +9,34 @@ running leaves the cores to whichever one is being timed.
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 
-from benchmarks.run import BATCH, ROOT, Row, Scale, interleaved
+from benchmarks.run import (
+    BATCH,
+    FULL,
+    QUICK,
+    ROOT,
+    Row,
+    Scale,
+    build_model,
+    build_processor,
+    header,
+    interleaved,
+    make_captions,
+    print_table,
+)
 from conversion.onnx_export import export_onnx
 from inference.onnx_backend import OnnxTurkishCLIP
-from turkish_clip import TurkishCLIPModel
+from turkish_clip import TurkishCLIPModel, save_model_folder
 
 LOAD_SCRIPT = """
 import json, sys, time
@@ -153,3 +171,22 @@ def _load_once(folder: Path) -> dict:
     command = [sys.executable, "-c", LOAD_SCRIPT, str(folder), str(ROOT)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny model, few runs: a smoke test")
+    scale = QUICK if parser.parse_args(argv).quick else FULL
+    load_before = os.getloadavg()[0]
+    model, processor = build_model(scale), build_processor(scale)
+    with tempfile.TemporaryDirectory() as directory:
+        folder = save_model_folder(model, processor, Path(directory) / "model")
+        int8 = TurkishCLIPModel.from_pretrained(folder, int8=True).eval()
+        rows = onnx_rows(folder, model, int8, processor, make_captions(scale.texts), scale)
+    print_table(rows, header(scale))
+    print(f"\n1-minute load average before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

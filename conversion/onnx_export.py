@@ -76,7 +76,8 @@ class OnnxCheck:
     def describe(self) -> str:
         bound = ">=" if self.measure == MIN_COSINE else "<="
         verdict = "ok" if self.ok else "FAILED"
-        return f"{self.file}: {self.measure} {self.value:.3g} ({bound} {self.limit:g}) {verdict}"
+        value = f"{self.value:.5f}" if self.measure == MIN_COSINE else f"{self.value:.3g}"
+        return f"{self.file}: {self.measure} {value} ({bound} {self.limit:g}) {verdict}"
 
 
 class TextEmbedder(nn.Module):
