@@ -1,6 +1,6 @@
 """The onnxruntime backend against torch, float32 and int8, side by side in one run.
 
-    python -m benchmarks.onnx [--quick]      # these rows alone (benchmarks/run.py has them all)
+    python -m benchmarks.onnx [--quick] [--texts N] [--repeats N]   # these rows alone
 
 Called by benchmarks/run.py on the model folder it saved. onnxruntime's idle threads are told
 not to spin (inference/onnx_backend.py does that for every session), so a session that is not
@@ -10,6 +10,7 @@ running leaves the cores to whichever one is being timed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -176,7 +177,13 @@ def _load_once(folder: Path) -> dict:
 def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny model, few runs: a smoke test")
-    scale = QUICK if parser.parse_args(argv).quick else FULL
+    parser.add_argument("--texts", type=int, help="captions to embed (default: the scale's)")
+    parser.add_argument("--repeats", type=int, help="timed runs of each (default: the scale's)")
+    args = parser.parse_args(argv)
+    scale = QUICK if args.quick else FULL
+    scale = dataclasses.replace(
+        scale, texts=args.texts or scale.texts, repeats=args.repeats or scale.repeats
+    )
     load_before = os.getloadavg()[0]
     model, processor = build_model(scale), build_processor(scale)
     with tempfile.TemporaryDirectory() as directory:

@@ -499,7 +499,7 @@ def print_table(rows: list[Row], header: str) -> None:
 
 
 def header(scale: Scale) -> str:
-    size = "full-size" if scale is FULL else "tiny (--quick)"
+    size = "tiny (--quick)" if scale.config else "full-size"
     return (
         f"Turkish CLIP on CPU, {torch.get_num_threads()} threads, torch {torch.__version__}, "
         f"{size} model with random weights; each figure the median of {scale.repeats} run(s) "

@@ -128,12 +128,6 @@ def export_onnx(folder: Path, int8: bool = False) -> list[OnnxCheck]:
     return checks
 
 
-def onnx_files(folder: Path) -> list[str]:
-    """The exported files present in `folder/onnx/`, in a fixed order."""
-    names = (TEXT_FILE, VISION_FILE, TEXT_INT8_FILE, VISION_INT8_FILE)
-    return [name for name in names if (Path(folder) / ONNX_DIR / name).is_file()]
-
-
 def _export_and_verify(
     model: TurkishCLIPModel, processor: TurkishCLIPProcessor, staging: Path, int8: bool
 ) -> list[OnnxCheck]:
