@@ -44,7 +44,7 @@ NUMBER = re.compile(r"\d+(?:\.\d+)?")
 def table() -> dict[str, list[str]]:
     """Cells of each table row, by measurement name, from one quick run."""
     command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {}
     for line in done.stdout.splitlines():
