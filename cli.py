@@ -19,6 +19,7 @@ import numpy as np
 from evaluation.inputs import read_captions, read_class_labels
 from evaluation.metrics import RECALL_KS, classification_metrics, retrieval_recall
 from inference.loading import (
+    BACKENDS,
     DEFAULT_MODEL,
     choose_model,
     load_model,
@@ -77,7 +78,9 @@ def run_classify(args: argparse.Namespace) -> int:
     templates = _templates(args.template)
     from turkish_clip.image_loading import load_image
 
-    pipe = load_pipeline(args.model or DEFAULT_MODEL, args.revision, args.trust_remote_code)
+    pipe = load_pipeline(
+        args.model or DEFAULT_MODEL, args.revision, args.trust_remote_code, args.backend, args.int8
+    )
     max_pixels = pipe.image_processor.max_image_pixels
     options = {"candidate_labels": labels, "top_k": args.top_k}
     if templates:
@@ -122,7 +125,7 @@ def run_index(args: argparse.Namespace) -> int:
         folder,
         root,
         choose=choose,
-        load=lambda source, revision: load_model(source, revision, args.trust_remote_code),
+        load=lambda source, revision: _load(args, source, revision),
         embed=lambda model, paths: embed_image_files(model, paths, args.batch_size, args.quiet),
         reembed=args.reembed,
         wait=args.wait,
@@ -149,7 +152,7 @@ def run_search(args: argparse.Namespace) -> int:
         raise CLIError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
     if not index.files:
         raise CLIError(f"index {folder} is empty")
-    model = load_model(*choose_model(args.model, args.revision, index.meta), args.trust_remote_code)
+    model = _load(args, *choose_model(args.model, args.revision, index.meta))
     _warn_if_model_changed(folder, index.meta, model)
     if args.image is None:
         query = model.encode_text([args.query], return_numpy=True)[0]
@@ -291,8 +294,17 @@ def _evaluate_captions(args: argparse.Namespace) -> int:
 
 
 def _load_named_model(args: argparse.Namespace):
+    return _load(args, model_source(args.model or DEFAULT_MODEL), args.revision)
+
+
+def _load(args: argparse.Namespace, source: str, revision: str | None):
+    """`load_model` with the command line's --trust-remote-code, --backend and --int8."""
     return load_model(
-        model_source(args.model or DEFAULT_MODEL), args.revision, args.trust_remote_code
+        source,
+        revision,
+        trust_remote_code=args.trust_remote_code,
+        backend=args.backend,
+        int8=args.int8,
     )
 
 
@@ -384,6 +396,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--revision commit sha); Turkish CLIP models never need it",
     )
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="onnx: onnxruntime on the model's onnx/ files (`hub_upload.py export-onnx`); "
+        "default: onnx on a CPU where the model folder has them, else torch",
+    )
+    common.add_argument(
+        "--int8",
+        action="store_true",
+        help="int8 CPU inference (torch's int8 layers, or onnx/*_quantized.onnx)",
+    )
     templates = argparse.ArgumentParser(add_help=False)
     templates.add_argument(
         "--template",

@@ -2,6 +2,8 @@
 
     python hub_upload.py convert --output DIR [--text-model ID_OR_DIR] [--head PATH_OR_URL]
                                  [--clip NAME_OR_PATH] [--force]
+                                 [--onnx [--int8]]
+    python hub_upload.py export-onnx DIR [--int8]
     python hub_upload.py push DIR --repo-id NAMESPACE/NAME [--public] [--revision BRANCH]
                               [--include PATTERN ...] [--dry-run]
 
@@ -9,6 +11,11 @@
 a hidden staging folder beside DIR, loads it back the way users will (`AutoModel` and
 `AutoProcessor` with remote code) and compares it with the original libraries' own arithmetic.
 Only a folder that passes is moved to DIR, so a DIR that exists is always complete and verified.
+With `--onnx`, the staged folder also gets its ONNX export (see conversion/onnx_export.py).
+
+`export-onnx` adds `onnx/text_model.onnx` and `onnx/vision_model.onnx` (and with `--int8` their
+int8 versions) to a finished folder, each verified with onnxruntime against the torch model before
+it is kept, and puts the figures into the folder's model card.
 
 `push` uploads a finished folder as it is, after loading it once more: the files users download
 are exactly the files that were checked. Only the files a model folder is made of go (see
@@ -31,7 +38,8 @@ import huggingface_hub
 
 from conversion import checkpoints as cc
 from conversion import staging
-from conversion.model_card import model_card
+from conversion.model_card import model_card, with_onnx_section
+from conversion.onnx_export import ONNX_DIR, OnnxExportError, export_onnx
 from conversion.publishing import check_plan, plan_upload, publish, size_text
 from conversion.sources import Original, read_original
 from conversion.verification import (
@@ -44,15 +52,36 @@ from conversion.verification import (
 from turkish_clip import save_model_folder
 
 
-def convert(output: Path, text: str, head: str, clip_source: str, force: bool) -> None:
+def convert(
+    output: Path,
+    text: str,
+    head: str,
+    clip_source: str,
+    force: bool,
+    onnx: bool = False,
+    int8: bool = False,
+) -> None:
     """Read, build, write to staging, verify, and only then move the folder to `output`."""
+    if int8 and not onnx:
+        raise ValueError("--int8 quantises the ONNX export: pass it with --onnx")
     staging.check_output(output, force)
     with tempfile.TemporaryDirectory() as tmp:
         original = read_original(text, head, clip_source, Path(tmp))
-        _write_verified(original, output)
+        _write_verified(original, output, onnx, int8)
 
 
-def _write_verified(original: Original, output: Path) -> None:
+def export_onnx_files(folder: Path, int8: bool) -> None:
+    """Export into an existing folder and update its model card's ONNX section."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder")
+    checks = export_onnx(folder, int8)
+    card = folder / "README.md"
+    if card.is_file():
+        staging.write_text_atomic(card, with_onnx_section(card.read_text("utf-8"), checks))
+    print(f"wrote {', '.join(f'{ONNX_DIR}/{check.file}' for check in checks)} in {folder}")
+
+
+def _write_verified(original: Original, output: Path, onnx: bool, int8: bool) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.staging-", dir=output.parent))
     try:
@@ -66,7 +95,9 @@ def _write_verified(original: Original, output: Path) -> None:
         if failed:
             raise VerificationError(f"verification failed: {'; '.join(failed)}")
         # The card carries the figures, which exist only once the staged folder was loaded.
-        card = model_card(original.sources, original.model.config, checks, logit_scale_exp)
+        onnx_checks = export_onnx(folder, int8) if onnx else None
+        config = original.model.config
+        card = model_card(original.sources, config, checks, logit_scale_exp, onnx_checks)
         (folder / "README.md").write_text(card, encoding="utf-8")
         check_weight_files(folder)
         staging.move_into_place(folder, output)
@@ -150,6 +181,19 @@ def _parser() -> argparse.ArgumentParser:
     convert_cmd.add_argument(
         "--force", action="store_true", help="replace a non-empty DIR once the new folder verified"
     )
+    convert_cmd.add_argument(
+        "--onnx", action="store_true", help="also export both towers to ONNX (onnx/), verified"
+    )
+    convert_cmd.add_argument(
+        "--int8", action="store_true", help="with --onnx: also the int8 quantised ONNX files"
+    )
+    export_cmd = commands.add_parser(
+        "export-onnx", help="add verified ONNX files of both towers to a model folder"
+    )
+    export_cmd.add_argument("folder", type=Path, metavar="DIR")
+    export_cmd.add_argument(
+        "--int8", action="store_true", help="also onnxruntime's dynamic int8 quantisation"
+    )
     push_cmd = commands.add_parser("push", help="upload a model folder to the Hub")
     push_cmd.add_argument("folder", type=Path, metavar="DIR")
     push_cmd.add_argument("--repo-id", required=True, type=_repo_id, metavar="NAMESPACE/NAME")
@@ -187,7 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     transformers_logging.disable_progress_bar()
     try:
         if args.command == "convert":
-            convert(args.output, args.text_model, args.head, args.clip, args.force)
+            convert(
+                args.output,
+                args.text_model,
+                args.head,
+                args.clip,
+                args.force,
+                args.onnx,
+                args.int8,
+            )
+        elif args.command == "export-onnx":
+            export_onnx_files(args.folder, args.int8)
         else:
             push(
                 args.folder,
@@ -197,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.dry_run,
                 args.include,
             )
-    except (ValueError, OSError, RuntimeError, VerificationError) as error:
+    except (ValueError, OSError, RuntimeError, VerificationError, OnnxExportError) as error:
         # One line: readers' multi-problem listings are joined rather than cut.
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         print(f"error: {'; '.join(lines)}", file=sys.stderr)

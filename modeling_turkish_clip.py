@@ -23,7 +23,14 @@ from .configuration_turkish_clip import TurkishCLIPConfig, check_templates, fill
 # model file the processor needs is imported here too.
 from .image_loading import SINGLE_IMAGE_TYPES, load_image  # noqa: F401
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F401
-from .processing import HUB_KWARGS, TurkishCLIPProcessor, pad_token_ids, prepare_texts
+from .processing import (
+    HUB_KWARGS,
+    TurkishCLIPProcessor,
+    check_batch_size,
+    length_sorted_batches,
+    pad_token_ids,
+    prepare_texts,
+)
 
 try:  # transformers 5: these initialisers skip tensors already loaded from a checkpoint
     from transformers import initialization as init
@@ -304,7 +311,7 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         images = list(images)
         if not images:
             raise ValueError("encode_image got an empty list of images")
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         rows = []
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
@@ -336,13 +343,10 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
         self, token_ids: list[list[int]], pad_token_id: int, batch_size: int = 32
     ) -> torch.Tensor:
         """Projected text embeddings for already tokenised texts, batched by length."""
-        _check_batch_size(batch_size)
         if len(token_ids) == 0:
             raise ValueError("embed_token_ids got an empty list of token ids")
-        order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
         out = None
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
+        for index in length_sorted_batches(token_ids, batch_size):
             input_ids, mask = pad_token_ids([token_ids[i] for i in index], pad_token_id)
             features = self._embed_text(input_ids.to(self.device), mask.to(self.device))[0]
             if out is None:
@@ -479,11 +483,6 @@ def _features(
         attentions=outputs.attentions,
     )
     return features if (default if return_dict is None else return_dict) else features.to_tuple()
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 class Int8Linear(nn.Module):

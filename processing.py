@@ -2,7 +2,7 @@
 
 import unicodedata
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import transformers
@@ -243,6 +243,20 @@ def _truncation(truncation: bool | str | None) -> bool | None:
         f"truncation must be True, 'longest_first', 'only_first', False or 'do_not_truncate' "
         f"(one text per sequence), got {truncation!r}"
     )
+
+
+def length_sorted_batches(token_ids: list[list[int]], batch_size: int) -> Iterator[list[int]]:
+    """Indices of `token_ids` in batches of similar length, so that short texts are not padded to
+    the longest one in the list. Every backend batches texts with this one function."""
+    check_batch_size(batch_size)
+    order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def check_batch_size(batch_size: int) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 def _truncate(

@@ -25,7 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__":
+    # The checkout instead of this script's folder, whose onnx.py would otherwise shadow the
+    # `onnx` package; benchmarks/onnx.py imports this module by its name, which it is given.
+    sys.path[0] = str(ROOT)
+    sys.modules["benchmarks.run"] = sys.modules[__name__]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
@@ -502,7 +506,7 @@ def print_table(rows: list[Row], header: str) -> None:
 
 
 def header(scale: Scale) -> str:
-    size = "full-size" if scale is FULL else "tiny (--quick)"
+    size = "tiny (--quick)" if scale.config else "full-size"
     return (
         f"Turkish CLIP on CPU, {torch.get_num_threads()} threads, torch {torch.__version__}, "
         f"{size} model with random weights; each figure the median of {scale.repeats} run(s) "
@@ -543,6 +547,9 @@ def measure(scale: Scale, directory: Path, original_python: str | None) -> list[
     rows += loading_rows(folder, scale)
     int8 = TurkishCLIPModel.from_pretrained(folder, int8=True).eval()
     rows += int8_rows(model, int8, processor, texts, photos, scale.repeats, "")
+    from benchmarks.onnx import onnx_rows  # it imports this module, so not at the top
+
+    rows += onnx_rows(folder, model, int8, processor, texts, scale)
     del model, int8
     tiny = build_model(QUICK)
     tiny_int8 = copy.deepcopy(tiny).quantize_int8()

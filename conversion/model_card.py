@@ -10,6 +10,7 @@ import torch
 from huggingface_hub import ModelCardData
 
 from conversion.checkpoints import DEFAULT_TEXT_SOURCE
+from conversion.onnx_export import ONNX_DIR, OnnxCheck
 from conversion.sources import Sources
 from conversion.verification import Check
 from turkish_clip import DEFAULT_TEMPLATE, TurkishCLIPConfig
@@ -18,7 +19,11 @@ BASE_MODELS = (DEFAULT_TEXT_SOURCE, "openai/clip-vit-base-patch32")
 
 
 def model_card(
-    sources: Sources, config: TurkishCLIPConfig, checks: list[Check], logit_scale_exp: float
+    sources: Sources,
+    config: TurkishCLIPConfig,
+    checks: list[Check],
+    logit_scale_exp: float,
+    onnx_checks: list[OnnxCheck] | None = None,
 ) -> str:
     """README.md with Hub metadata, pinned usage, provenance and the verification figures."""
     import transformers
@@ -108,13 +113,57 @@ absolute differences (torch {torch.__version__}, transformers {transformers.__ve
 
 `exp(logit_scale)` = {logit_scale_exp:.4f}.
 
-## License
+{onnx_section(onnx_checks) if onnx_checks else ""}## License
 
 `license: other`: the original repository `monatis/turkish-clip` and the model
 `mys/distilbert-base-turkish-cased-clip` state no license. OpenAI's CLIP weights are released
 under the MIT license, and the base model `dbmdz/distilbert-base-turkish-cased` under MIT.
 Check with the original author before any use that needs a license grant.
 """
+
+
+ONNX_HEADING = "## ONNX"
+
+
+def onnx_section(checks: list[OnnxCheck]) -> str:
+    """The card's ONNX files and how closely each reproduced the torch model when exported."""
+    import onnxruntime
+
+    rows = "\n".join(
+        f"| `{ONNX_DIR}/{check.file}` | {check.measure} | {check.value:.6g} | {check.limit:g} |"
+        for check in checks
+    )
+    return f"""{ONNX_HEADING}
+
+Both towers are also in ONNX, for onnxruntime, Transformers.js or any ONNX runtime; nothing
+but the files below is needed. `text_model.onnx` takes `input_ids` and `attention_mask` (int64,
+batch x sequence: the tokenizer's ids, no lower-casing) and returns `text_embeds`;
+`vision_model.onnx` takes `pixel_values` (float32, batch x 3 x 224 x 224, the image processor's
+output) and returns `image_embeds`. Both are projected and not normalised, as
+`get_text_features`/`get_image_features` give them; normalise before taking cosines. The
+`*_quantized.onnx` files are onnxruntime's dynamic int8 quantisation of the same graphs.
+
+When exported, each file was run in onnxruntime {onnxruntime.__version__} on Turkish sentences of
+several lengths in one padded batch, and on images, against the torch model's embeddings:
+
+| file | measure | value | bound |
+|---|---|---|---|
+{rows}
+
+"""
+
+
+def with_onnx_section(card: str, checks: list[OnnxCheck]) -> str:
+    """`card` with its ONNX section replaced by (or, lacking one, given) the new figures."""
+    section = onnx_section(checks)
+    start = card.find(f"\n{ONNX_HEADING}\n")
+    if start >= 0:
+        end = card.find("\n## ", start + 1)
+        return card[: start + 1] + section + (card[end + 1 :] if end >= 0 else "")
+    license_at = card.find("\n## License")
+    if license_at >= 0:
+        return card[: license_at + 1] + section + card[license_at + 1 :]
+    return card.rstrip("\n") + "\n\n" + section
 
 
 def card_metadata() -> ModelCardData:

@@ -45,3 +45,14 @@ def move_into_place(staging: Path, output: Path) -> None:
         old.rename(output)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace a file's text with one rename, so a reader never sees it half-written."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -18,6 +18,7 @@ MODEL_TYPE = "turkish_clip"
 WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_WEIGHTS_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+BACKENDS = ("torch", "onnx")
 
 
 class ModelChoiceError(ValueError):
@@ -30,23 +31,69 @@ def model_source(name: str) -> str:
     return str(path.resolve()) if path.is_dir() else name
 
 
-def load_model(name: str, revision: str | None = None, trust_remote_code: bool = False):
-    """The model `name` (a folder or a Hub id) in eval mode, on the GPU if there is one."""
+def choose_backend(name: str, backend: str | None, int8: bool = False) -> str:
+    """The backend asked for; by default onnxruntime on a CPU where the model folder has its ONNX
+    files (faster there: see the README's Performance section), torch otherwise.
+
+    Hub ids default to torch: finding out whether a repository has ONNX files costs a request.
+    """
+    if backend is not None:
+        return _backend(backend)
+    from conversion.onnx_export import (
+        ONNX_DIR,
+        TEXT_FILE,
+        TEXT_INT8_FILE,
+        VISION_FILE,
+        VISION_INT8_FILE,
+    )
+
+    names = (TEXT_INT8_FILE, VISION_INT8_FILE) if int8 else (TEXT_FILE, VISION_FILE)
+    folder = Path(name).expanduser() / ONNX_DIR
+    has_onnx = all((folder / file).is_file() for file in names)
+    return "onnx" if has_onnx and _device() == "cpu" else "torch"
+
+
+def load_model(
+    name: str,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    backend: str | None = None,
+    int8: bool = False,
+):
+    """The model `name` (a folder or a Hub id) in eval mode, with `encode_text`/`encode_image`/
+    `encode_labels`, on `backend` (see `choose_backend`); `int8` picks the torch int8 path or the
+    quantised ONNX files. On the GPU if there is one, unless int8."""
+    extra = {"int8": True} if int8 else {}
     if needs_remote_code(name, revision, trust_remote_code):
         from transformers import AutoModel
 
-        model = _from_pretrained(AutoModel, name, revision, trust_remote_code=True)
-    else:
-        from turkish_clip import TurkishCLIPModel
+        model = _from_pretrained(AutoModel, name, revision, trust_remote_code=True, **extra)
+        return model.to(_device(int8)).eval()
+    if choose_backend(name, backend, int8) == "onnx":
+        from inference.onnx_backend import OnnxTurkishCLIP
 
-        model = _from_pretrained(TurkishCLIPModel, name, revision)
-        _call(lambda: model.processor, name, revision)  # a broken tokenizer fails here, named
-    return model.to(_device()).eval()
+        return _call(
+            lambda: OnnxTurkishCLIP.from_pretrained(name, revision=revision, int8=int8),
+            name,
+            revision,
+        )
+    from turkish_clip import TurkishCLIPModel
+
+    model = _from_pretrained(TurkishCLIPModel, name, revision, **extra)
+    _call(lambda: model.processor, name, revision)  # a broken tokenizer fails here, named
+    return model.to(_device(int8)).eval()
 
 
-def load_pipeline(name: str, revision: str | None = None, trust_remote_code: bool = False):
+def load_pipeline(
+    name: str,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    backend: str | None = None,
+    int8: bool = False,
+):
     """The zero-shot classification pipeline of `name`: this checkout's pipeline class around a
-    model loaded by `load_model`, or, for a trusted model of another type, the model's own."""
+    model loaded by `load_model` (or its onnxruntime stand-in), or, for a trusted model of another
+    type, the model's own."""
     if needs_remote_code(name, revision, trust_remote_code):
         from transformers import pipeline
 
@@ -55,12 +102,16 @@ def load_pipeline(name: str, revision: str | None = None, trust_remote_code: boo
             model=name,
             revision=revision,
             trust_remote_code=True,
-            device=_device(),
-            model_kwargs={"use_safetensors": True},
+            device=_device(int8),
+            model_kwargs={"use_safetensors": True, **({"int8": True} if int8 else {})},
         )
+    if choose_backend(name, backend, int8) == "onnx":
+        from inference.onnx_backend import OnnxZeroShotClassifier
+
+        return OnnxZeroShotClassifier(load_model(name, revision, backend="onnx", int8=int8))
     from turkish_clip.pipeline_turkish_clip import TurkishCLIPZeroShotPipeline
 
-    model = load_model(name, revision)
+    model = load_model(name, revision, backend="torch", int8=int8)
     processor = model.processor
     return TurkishCLIPZeroShotPipeline(
         model=model,
@@ -203,7 +254,14 @@ def _model_name(source: str, revision: str | None) -> str:
     return repr(f"{source}@{revision}" if revision else source)
 
 
-def _device() -> str:
+def _backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
+
+
+def _device(int8: bool = False) -> str:
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    # The int8 path multiplies int8 matrices on the CPU only.
+    return "cuda" if torch.cuda.is_available() and not int8 else "cpu"

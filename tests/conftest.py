@@ -199,3 +199,15 @@ def fake_api(monkeypatch) -> type[FakeHfApi]:
     FakeHfApi.upload_error = None
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
     return FakeHfApi
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model folder with its float32 and int8 ONNX export; copy it before changing it."""
+    from builders import save_tiny_model_folder
+
+    from conversion.onnx_export import export_onnx
+
+    folder = save_tiny_model_folder(tmp_path_factory.mktemp("onnx") / "model")
+    export_onnx(folder, int8=True)
+    return folder

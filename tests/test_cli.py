@@ -607,3 +607,103 @@ def test_evaluate_escapes_class_names_and_json_keeps_them(capsys, tmp_path, mode
 def test_index_refuses_a_wait_that_is_not_a_number_of_seconds(capsys, tmp_path, wait) -> None:
     code, _, err = run(capsys, "index", tmp_path, "--index", tmp_path / "i", "--wait", wait)
     assert code == 2 and "--wait" in err and "seconds" in err
+
+
+# Backends: onnxruntime (--backend onnx) against torch, float32 and int8.
+
+
+def test_search_ranks_alike_on_both_backends(capsys, tmp_path, photos, tiny_onnx_dir) -> None:
+    query = ["search", "sahilde koşan bir köpek", "--top-k", 4, "--json"]
+    results = {}
+    for backend in ("torch", "onnx"):
+        index = tmp_path / f"index-{backend}"
+        argv = ["index", photos, "--index", index, "--model", tiny_onnx_dir, "--backend", backend]
+        assert run(capsys, *argv)[0] == 0
+        for searcher in ("torch", "onnx"):
+            code, out, _ = run(capsys, *query, "--index", index, "--backend", searcher)
+            assert code == 0
+            results[backend, searcher] = json_lines(out)
+    reference = results["torch", "torch"]
+    for hits in results.values():
+        assert [hit["path"] for hit in hits] == [hit["path"] for hit in reference]
+        assert [hit["score"] for hit in hits] == pytest.approx(
+            [hit["score"] for hit in reference], abs=1e-4
+        )
+
+
+def test_classify_scores_alike_on_both_backends(capsys, tmp_path, tiny_onnx_dir) -> None:
+    images = [noise_image(tmp_path / f"{i}.png", i) for i in range(2)]
+    argv = ["classify", *images, "--labels", "kedi", "köpek", "deniz", "--json"]
+    argv += ["--model", tiny_onnx_dir, "--template", *TEMPLATES]
+    outputs = {}
+    for backend in ("torch", "onnx"):
+        code, out, _ = run(capsys, *argv, "--backend", backend)
+        assert code == 0
+        outputs[backend] = json_lines(out)
+    for torch_result, onnx_result in zip(outputs["torch"], outputs["onnx"]):
+        assert [item["label"] for item in onnx_result["labels"]] == [
+            item["label"] for item in torch_result["labels"]
+        ]
+        assert [item["score"] for item in onnx_result["labels"]] == pytest.approx(
+            [item["score"] for item in torch_result["labels"]], abs=1e-4
+        )
+
+
+def test_evaluate_reports_alike_on_both_backends(capsys, tmp_path, tiny_onnx_dir) -> None:
+    for index, name in enumerate(["kedi", "köpek", "kuş"] * 2):
+        noise_image(tmp_path / "data" / name / f"{index}.png", index)
+    reports = {}
+    for backend in ("torch", "onnx"):
+        argv = ["evaluate", "--images", tmp_path / "data", "--model", tiny_onnx_dir, "--json"]
+        code, out, _ = run(capsys, *argv, "--backend", backend)
+        assert code == 0
+        reports[backend] = json.loads(out)
+    assert reports["onnx"] == reports["torch"]
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_int8_flag_is_honoured_on_each_backend(capsys, tmp_path, tiny_onnx_dir, backend) -> None:
+    image = noise_image(tmp_path / "a.png", 0)
+    argv = ["classify", image, "--labels", "kedi", "köpek", "--json", "--model", tiny_onnx_dir]
+    argv += ["--backend", backend]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    code, out_int8, _ = run(capsys, *argv, "--int8")
+    assert code == 0
+    fp32 = {item["label"]: item["score"] for item in json_lines(out)[0]["labels"]}
+    int8 = {item["label"]: item["score"] for item in json_lines(out_int8)[0]["labels"]}
+    assert fp32 != int8  # another computation ran
+    assert int8 == pytest.approx(fp32, abs=0.05)
+
+
+def test_onnx_backend_without_onnx_files_is_a_one_line_error(capsys, tmp_path, model_dir) -> None:
+    image = noise_image(tmp_path / "a.png", 0)
+    argv = ["classify", image, "--labels", "kedi", "--model", model_dir, "--backend", "onnx"]
+    code, out, err = run(capsys, *argv)
+    assert code == 1 and out == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith("error: ") and "text_model.onnx not found" in line
+    assert "hub_upload.py export-onnx" in line
+
+
+def test_default_backend_is_onnx_on_a_cpu_where_the_files_are(
+    tmp_path, model_dir, tiny_onnx_dir, monkeypatch
+) -> None:
+    from inference import loading
+
+    assert loading.choose_backend(str(tiny_onnx_dir), None) == "onnx"
+    assert loading.choose_backend(str(tiny_onnx_dir), None, int8=True) == "onnx"
+    assert loading.choose_backend(str(tiny_onnx_dir), "torch") == "torch"
+    assert loading.choose_backend(str(model_dir), None) == "torch"  # no onnx/ folder
+    assert loading.choose_backend("someone/turkish-clip", None) == "torch"
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_onnx_dir, partial)
+    (partial / "onnx" / "vision_model_quantized.onnx").unlink()
+    assert loading.choose_backend(str(partial), None, int8=True) == "torch"
+    assert loading.choose_backend(str(partial), None) == "onnx"
+    model = loading.load_model(str(tiny_onnx_dir), None)
+    assert type(model).__name__ == "OnnxTurkishCLIP"
+    monkeypatch.setattr(loading, "_device", lambda int8=False: "cuda")
+    assert loading.choose_backend(str(tiny_onnx_dir), None) == "torch"
+    with pytest.raises(ValueError, match="backend must be one of torch, onnx"):
+        loading.choose_backend(str(tiny_onnx_dir), "tensorflow")

@@ -1,0 +1,237 @@
+"""The exported ONNX towers in onnxruntime, behind the torch model's `encode_*` methods.
+
+Texts go through the same processor, tokenising and length-sorted batching as
+`TurkishCLIPModel.encode_text`, images through the same image processor, and label embeddings
+through the same prompt ensembling, so the results match the torch model's (within 1e-4 for
+float32, which `hub_upload.py export-onnx` checks before it keeps a file). onnxruntime is imported
+only here, and only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from conversion.onnx_export import (
+    LOGIT_SCALE_KEY,
+    ONNX_DIR,
+    TEXT_FILE,
+    TEXT_INT8_FILE,
+    VISION_FILE,
+    VISION_INT8_FILE,
+)
+from turkish_clip import TurkishCLIPConfig, TurkishCLIPProcessor
+from turkish_clip.configuration_turkish_clip import check_templates, fill_templates
+from turkish_clip.modeling_turkish_clip import ensemble_prompt_embeddings
+from turkish_clip.processing import (
+    check_batch_size,
+    length_sorted_batches,
+    pad_token_ids,
+    prepare_texts,
+)
+
+# What a Hub repository must provide for this backend: no torch weights are downloaded.
+HUB_PATTERNS = ("*.json", "*.txt")
+TEXT_INPUTS = ("input_ids", "attention_mask")
+VISION_INPUTS = ("pixel_values",)
+
+
+class OnnxTurkishCLIP:
+    """Turkish CLIP on onnxruntime's CPU provider; each tower's session starts on first use."""
+
+    def __init__(
+        self,
+        folder: Path,
+        config: TurkishCLIPConfig,
+        processor: TurkishCLIPProcessor,
+        int8: bool = False,
+        name_or_path: str | None = None,
+    ):
+        self.folder = Path(folder)
+        self.config = config
+        self.processor = processor
+        self.int8 = int8
+        self.name_or_path = name_or_path or str(folder)
+        self.device = torch.device("cpu")
+        names = (TEXT_INT8_FILE, VISION_INT8_FILE) if int8 else (TEXT_FILE, VISION_FILE)
+        self.text_path, self.vision_path = (self.folder / ONNX_DIR / name for name in names)
+        for path in (self.text_path, self.vision_path):
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{path} not found: export it with `python hub_upload.py export-onnx "
+                    f"{self.name_or_path}{' --int8' if int8 else ''}`, or use the torch backend"
+                )
+        self._sessions: dict[Path, object] = {}
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | Path, revision: str | None = None, int8: bool = False
+    ) -> OnnxTurkishCLIP:
+        """From a model folder, or a Hub id (only the ONNX, config and processor files are
+        fetched, with `huggingface_hub.snapshot_download`)."""
+        folder = Path(name_or_path).expanduser()
+        if not folder.is_dir():
+            folder = _download(str(name_or_path), revision, int8)
+        config = TurkishCLIPConfig.from_pretrained(folder)
+        processor = TurkishCLIPProcessor.from_pretrained(folder)
+        return cls(folder, config, processor, int8=int8, name_or_path=str(name_or_path))
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """CLIP's learnt temperature (its logarithm, as the torch model's parameter holds it)."""
+        metadata = self._session(self.vision_path).get_modelmeta().custom_metadata_map
+        if LOGIT_SCALE_KEY not in metadata:
+            raise ValueError(f"{self.vision_path} has no {LOGIT_SCALE_KEY!r}: export it again")
+        return torch.tensor(float(metadata[LOGIT_SCALE_KEY]))
+
+    def encode_text(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int = 32,
+        normalize: bool = True,
+        processor: TurkishCLIPProcessor | None = None,
+        return_numpy: bool = False,
+    ) -> torch.Tensor | np.ndarray:
+        """As `TurkishCLIPModel.encode_text`: one row per text, in input order."""
+        processor = processor or self.processor
+        token_ids = processor.tokenize(texts)
+        embeddings = self.embed_token_ids(token_ids, processor.tokenizer.pad_token_id, batch_size)
+        return _finish(embeddings, normalize, return_numpy)
+
+    def encode_image(
+        self,
+        images: Image.Image | str | Path | Iterable,
+        batch_size: int = 32,
+        normalize: bool = True,
+        processor: TurkishCLIPProcessor | None = None,
+        return_numpy: bool = False,
+    ) -> torch.Tensor | np.ndarray:
+        """As `TurkishCLIPModel.encode_image`: one row per image, opened batch by batch."""
+        processor = processor or self.processor
+        if isinstance(images, (str, Path, bytes, Image.Image, np.ndarray, torch.Tensor)):
+            images = [images]
+        images = list(images)
+        if not images:
+            raise ValueError("encode_image got an empty list of images")
+        check_batch_size(batch_size)
+        rows = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size]
+            pixels = processor.image_processor(batch, return_tensors="pt", first_index=start)
+            rows.append(self.embed_pixels(pixels["pixel_values"].numpy()))
+        return _finish(np.concatenate(rows), normalize, return_numpy)
+
+    def encode_labels(
+        self,
+        labels: str | Sequence[str],
+        templates: str | Sequence[str] | None = None,
+        batch_size: int = 32,
+        processor: TurkishCLIPProcessor | None = None,
+        return_numpy: bool = False,
+    ) -> torch.Tensor | np.ndarray:
+        """As `TurkishCLIPModel.encode_labels`: prompt-ensembled, L2-normalised label rows."""
+        labels = prepare_texts(labels, what="label")
+        templates = check_templates(templates or self.config.default_template)
+        prompts = fill_templates(labels, templates)
+        embeds = self.encode_text(prompts, batch_size, normalize=False, processor=processor)
+        return _finish(ensemble_prompt_embeddings(embeds, len(labels)), False, return_numpy)
+
+    def embed_token_ids(
+        self, token_ids: list[list[int]], pad_token_id: int, batch_size: int = 32
+    ) -> np.ndarray:
+        """Projected text embeddings for already tokenised texts, batched by length."""
+        out = np.empty((len(token_ids), self.config.projection_dim), dtype=np.float32)
+        for index in length_sorted_batches(token_ids, batch_size):
+            input_ids, attention_mask = pad_token_ids([token_ids[i] for i in index], pad_token_id)
+            out[index] = self._run(
+                self.text_path, input_ids=input_ids.numpy(), attention_mask=attention_mask.numpy()
+            )
+        return out
+
+    def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray:
+        """Projected image embeddings of the image processor's float32 `pixel_values`."""
+        return self._run(self.vision_path, pixel_values=pixel_values)
+
+    def _run(self, path: Path, **inputs: np.ndarray) -> np.ndarray:
+        return self._session(path).run(None, inputs)[0]
+
+    def _session(self, path: Path):
+        if path not in self._sessions:
+            expected = TEXT_INPUTS if path == self.text_path else VISION_INPUTS
+            self._sessions[path] = open_session(path, expected)
+        return self._sessions[path]
+
+
+def open_session(path: Path, expected_inputs: Sequence[str], threads: int = 0):
+    """An onnxruntime CPU session of `path`, refusing a file that is not the expected tower.
+
+    Idle onnxruntime threads spin by default, taking CPU from everything else in the process
+    (image decoding runs on threads) and on the machine; they are told to sleep instead.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.intra_op_num_threads = threads
+    try:
+        session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as error:  # onnxruntime raises its own exception types for bad files
+        message = " ".join(str(error).split())
+        raise ValueError(f"{path} is not a readable ONNX model ({message})") from None
+    names = tuple(node.name for node in session.get_inputs())
+    if names != tuple(expected_inputs):
+        raise ValueError(f"{path} takes inputs {names}, not {tuple(expected_inputs)}")
+    return session
+
+
+def _download(repo_id: str, revision: str | None, int8: bool) -> Path:
+    from huggingface_hub import snapshot_download
+
+    names = (TEXT_INT8_FILE, VISION_INT8_FILE) if int8 else (TEXT_FILE, VISION_FILE)
+    patterns = [*HUB_PATTERNS, *(f"{ONNX_DIR}/{name}" for name in names)]
+    return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+
+
+def _finish(embeddings, normalize: bool, return_numpy: bool) -> torch.Tensor | np.ndarray:
+    embeddings = torch.as_tensor(embeddings).float()
+    if normalize:
+        embeddings = torch.nn.functional.normalize(embeddings, dim=-1)
+    return embeddings.numpy() if return_numpy else embeddings
+
+
+class OnnxZeroShotClassifier:
+    """What `cli.py classify` needs of the zero-shot pipeline, on the ONNX backend: scores are
+    softmax(exp(logit_scale) * cosine), as the pipeline computes them, and the label embeddings
+    of the last label set are kept, as a folder of photos is classified against the same labels."""
+
+    def __init__(self, model: OnnxTurkishCLIP):
+        self.model = model
+        self.image_processor = model.processor.image_processor
+        self._labels: tuple | None = None
+        self._label_embeds: torch.Tensor | None = None
+
+    def __call__(
+        self,
+        image,
+        candidate_labels: Sequence[str],
+        hypothesis_template: str | Sequence[str] | None = None,
+        top_k: int | None = None,
+    ) -> list[dict]:
+        labels = prepare_texts(candidate_labels, what="label")
+        templates = tuple(
+            check_templates(hypothesis_template or self.model.config.default_template)
+        )
+        if self._labels != (tuple(labels), templates):
+            self._label_embeds = self.model.encode_labels(labels, templates)
+            self._labels = (tuple(labels), templates)
+        image_embeds = self.model.encode_image([image])
+        logits = image_embeds @ self._label_embeds.T * self.model.logit_scale.exp()
+        scores = logits[0].softmax(dim=-1).tolist()
+        ranked = sorted(zip(scores, labels), key=lambda pair: -pair[0])
+        return [{"score": score, "label": label} for score, label in ranked[:top_k]]
