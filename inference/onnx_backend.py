@@ -26,6 +26,7 @@ from conversion.onnx_export import (
 )
 from turkish_clip import TurkishCLIPConfig, TurkishCLIPProcessor
 from turkish_clip.configuration_turkish_clip import check_templates, fill_templates
+from turkish_clip.image_loading import SINGLE_IMAGE_TYPES
 from turkish_clip.modeling_turkish_clip import ensemble_prompt_embeddings
 from turkish_clip.processing import (
     check_batch_size,
@@ -112,7 +113,7 @@ class OnnxTurkishCLIP:
     ) -> torch.Tensor | np.ndarray:
         """As `TurkishCLIPModel.encode_image`: one row per image, opened batch by batch."""
         processor = processor or self.processor
-        if isinstance(images, (str, Path, bytes, Image.Image, np.ndarray, torch.Tensor)):
+        if isinstance(images, SINGLE_IMAGE_TYPES):
             images = [images]
         images = list(images)
         if not images:
@@ -151,6 +152,10 @@ class OnnxTurkishCLIP:
                 self.text_path, input_ids=input_ids.numpy(), attention_mask=attention_mask.numpy()
             )
         return out
+
+    def embed_pixel_values(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """As `TurkishCLIPModel.embed_pixel_values`: projected embeddings, a plain tensor."""
+        return torch.from_numpy(self.embed_pixels(pixel_values.cpu().numpy()))
 
     def embed_pixels(self, pixel_values: np.ndarray) -> np.ndarray:
         """Projected image embeddings of the image processor's float32 `pixel_values`."""

@@ -7,6 +7,7 @@ hashes do.
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,7 +31,37 @@ def fingerprint_differences(recorded: dict[str, str], current: dict[str, str]) -
     return [part for part in parts if recorded.get(part) != current.get(part)]
 
 
-def _weights_digest(model: torch.nn.Module) -> str:
+def _weights_digest(model) -> str:
+    """The checkpoint file the model was loaded from, where it was loaded from a folder: so one
+    folder has one fingerprint whether it runs in float32, in int8 or on onnxruntime. Otherwise
+    the tensors themselves (an in-memory model, or one fetched from the Hub)."""
+    checkpoint = _checkpoint_file(model)
+    if checkpoint is not None:
+        return _file_digest(checkpoint)
+    if not hasattr(model, "state_dict"):
+        raise ValueError(
+            f"cannot fingerprint model {getattr(model, 'name_or_path', model)!r}: it has no "
+            "model.safetensors beside it and no tensors of its own (use the torch backend)"
+        )
+    return _state_digest(model)
+
+
+def _checkpoint_file(model) -> Path | None:
+    for folder in (getattr(model, "folder", None), getattr(model, "name_or_path", None)):
+        if folder and (Path(folder) / "model.safetensors").is_file():
+            return Path(folder) / "model.safetensors"
+    return None
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _state_digest(model: torch.nn.Module) -> str:
     """Every tensor of the state dict by name, dtype, shape and bytes, in name order."""
     digest = hashlib.sha256()
     state = model.state_dict()

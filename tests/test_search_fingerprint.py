@@ -1,5 +1,6 @@
 """The model fingerprint changes with what changes embeddings, and only with that."""
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -9,12 +10,33 @@ from transformers import AutoModel, AutoProcessor
 from search.fingerprint import fingerprint_differences, model_fingerprint
 
 
-def test_a_saved_and_reloaded_model_has_the_same_fingerprint(tmp_path: Path) -> None:
-    model, processor = tiny_model(), tiny_processor()
+def test_one_folder_has_one_fingerprint_in_float32_int8_and_onnxruntime(tiny_onnx_dir) -> None:
+    from inference.onnx_backend import OnnxTurkishCLIP
+
+    loads = [
+        AutoModel.from_pretrained(tiny_onnx_dir, trust_remote_code=True),
+        AutoModel.from_pretrained(tiny_onnx_dir, trust_remote_code=True, int8=True),
+        OnnxTurkishCLIP.from_pretrained(tiny_onnx_dir),
+        OnnxTurkishCLIP.from_pretrained(tiny_onnx_dir, int8=True),
+    ]
+    processor = AutoProcessor.from_pretrained(tiny_onnx_dir, trust_remote_code=True)
+    fingerprints = [model_fingerprint(model, processor) for model in loads]
+    assert all(fingerprint == fingerprints[0] for fingerprint in fingerprints)
+
+
+def test_a_rewritten_folder_changes_the_fingerprint(tmp_path: Path) -> None:
     folder = save_tiny_model_folder(tmp_path / "model")
-    loaded = AutoModel.from_pretrained(folder, trust_remote_code=True)
-    loaded_processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
-    assert model_fingerprint(loaded, loaded_processor) == model_fingerprint(model, processor)
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    before = model_fingerprint(AutoModel.from_pretrained(folder, trust_remote_code=True), processor)
+    shutil.rmtree(folder)
+    save_tiny_model_folder(folder, seed=1)  # replaced in place, as `convert --force` does
+    after = model_fingerprint(AutoModel.from_pretrained(folder, trust_remote_code=True), processor)
+    assert fingerprint_differences(before, after) == ["weights"]
+
+
+def test_the_same_weights_in_memory_have_the_same_fingerprint() -> None:
+    processor = tiny_processor()
+    assert model_fingerprint(tiny_model(), processor) == model_fingerprint(tiny_model(), processor)
 
 
 def test_one_changed_weight_changes_only_the_weights_part() -> None:
