@@ -26,6 +26,7 @@ from inference.loading import (
     load_pipeline,
     model_source,
 )
+from search.ann import DEFAULT_ANN_THRESHOLD, exact_search, read_ann, rebuild_ann, update_ann
 from search.image_index import (
     INDEX_FORMAT,
     INDEX_VERSION,
@@ -35,7 +36,6 @@ from search.image_index import (
     plan_update,
     save_index,
     scan_images,
-    top_matches,
 )
 
 
@@ -162,8 +162,8 @@ def run_index(args: argparse.Namespace) -> int:
     if old and old.meta["dim"] != dim:
         raise CLIError(f"index {folder} holds {old.meta['dim']}-dim embeddings, the model {dim}")
     new_paths = plan.to_embed
-    embeds, kept, failures = embed_image_files(
-        model, [root / path for path in new_paths], args.batch_size, args.quiet
+    embeds, kept, failures = _embed_for_index(
+        args, model, source, revision, folder, [root / path for path in new_paths]
     )
     files, embeddings = _merge(old, plan, [new_paths[i] for i in kept], embeds, found, dim)
     unreadable = plan.still_unreadable + [
@@ -172,13 +172,33 @@ def run_index(args: argparse.Namespace) -> int:
     meta = dict(old.meta) if old else {"format": INDEX_FORMAT, "version": INDEX_VERSION}
     meta.update(model=source, revision=revision, dim=dim, root=str(root))
     meta["unreadable"] = sorted(unreadable, key=lambda entry: entry["path"])
+    generation = meta.get("generation", 0) + 1
+    meta = update_ann(folder, meta, embeddings, args.ann_threshold, generation)
     save_index(folder, meta, files, embeddings)
+    if args.engine == "ray":
+        from search.ray_engine import discard_finished_batches
+
+        discard_finished_batches(folder)
     added = len(set(plan.added) & {new_paths[i] for i in kept})
     print(
         f"{folder}: {len(files)} images ({added} added, {len(kept) - added} updated, "
         f"{len(plan.removed)} removed, {len(plan.keep)} unchanged, {len(unreadable)} unreadable)"
     )
     return 0
+
+
+def _embed_for_index(
+    args: argparse.Namespace, model, source: str, revision: str | None, folder: Path, paths: list
+) -> tuple[np.ndarray, list[int], dict[int, str]]:
+    if args.engine == "local":
+        return embed_image_files(model, paths, args.batch_size, args.quiet)
+    from search.ray_engine import RayOptions, embed_image_files_ray
+
+    options = RayOptions(address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
+    with _progress(len(paths), "images", args.quiet) as bar:
+        return embed_image_files_ray(
+            source, revision, paths, args.batch_size, folder, options, _warn, bar.update
+        )
 
 
 def _merge(
@@ -210,28 +230,72 @@ def _entry(path: str, found: dict[str, tuple[int, int]]) -> dict:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    if (args.query is None) == (args.image is None):
-        raise CLIError("give either a text query or --image PATH")
+    if sum(given is not None for given in (args.query, args.image, args.queries)) != 1:
+        raise CLIError("give one of: a text query, --image PATH, --queries FILE")
+    queries = _read_queries(args.queries) if args.queries is not None else None
     folder = Path(args.index).expanduser()
     index = load_index(folder) if folder.is_dir() else None
     if index is None:
         raise CLIError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
     if not index.files:
         raise CLIError(f"index {folder} is empty")
+    ann = None if args.exact or "ann" not in index.meta else read_ann(folder, index.meta)
     model = load_model(*choose_model(args.model, args.revision, index.meta))
-    if args.image is None:
-        query = model.encode_text([args.query], return_numpy=True)[0]
+    if queries is not None:
+        vectors = embed_texts(model, queries, 32, args.quiet)
+    elif args.image is None:
+        vectors = model.encode_text([args.query], return_numpy=True)
     else:
         from turkish_clip.image_loading import load_image
 
-        query = model.encode_image([load_image(args.image)], return_numpy=True)[0]
+        vectors = model.encode_image([load_image(args.image)], return_numpy=True)
+    if ann is None:
+        scores, rows = exact_search(index.embeddings, vectors, args.top_k)
+    else:
+        scores, rows = ann.search(vectors, args.top_k)
     root = Path(index.meta["root"])
-    for rank, (row, score) in enumerate(top_matches(index.embeddings, query, args.top_k), 1):
-        path = str(root / index.files[row]["path"])
-        if args.json:
-            print(json.dumps({"rank": rank, "path": path, "score": score}, ensure_ascii=False))
+    for number, (row_scores, row_ids) in enumerate(zip(scores, rows)):
+        ranked = [
+            {"rank": rank, "path": str(root / index.files[row]["path"]), "score": float(score)}
+            for rank, (row, score) in enumerate(zip(row_ids, row_scores), 1)
+            if row >= 0
+        ]
+        if queries is not None:
+            line = {"query": queries[number], "results": ranked}
+            print(json.dumps(line, ensure_ascii=False))
+        elif args.json:
+            for result in ranked:
+                print(json.dumps(result, ensure_ascii=False))
         else:
-            print(f"{rank:3d}  {score:.4f}  {path}")
+            for result in ranked:
+                print(f"{result['rank']:3d}  {result['score']:.4f}  {result['path']}")
+    return 0
+
+
+def _read_queries(name: str) -> list[str]:
+    """One Turkish query per line; blank lines are skipped."""
+    path = Path(name).expanduser()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise CLIError(f"queries file {name!r} not found") from None
+    except UnicodeDecodeError:
+        raise CLIError(f"queries file {name!r} is not UTF-8 text") from None
+    queries = [line.strip() for line in lines if line.strip()]
+    if not queries:
+        raise CLIError(f"queries file {name!r} holds no query")
+    return queries
+
+
+def run_ann(args: argparse.Namespace) -> int:
+    folder = Path(args.index).expanduser()
+    if not folder.is_dir():
+        raise CLIError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
+    entry = rebuild_ann(folder)
+    print(
+        f"{folder}: {entry['kind']} over {entry['rows']} rows, {entry['lists']} lists, "
+        f"{entry['nprobe']} searched per query (recall@10 {entry['recall']:.3f} on its own rows)"
+    )
     return 0
 
 
@@ -387,6 +451,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -423,6 +494,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.add_argument("folder", metavar="FOLDER")
     index.add_argument("--index", required=True, metavar="DIR", help="index folder")
+    index.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="embed in this process (default) or with Ray Data, locally or on a cluster",
+    )
+    index.add_argument(
+        "--ray-address", metavar="ADDRESS", help="join this Ray cluster (default: a local Ray)"
+    )
+    index.add_argument(
+        "--gpus-per-worker",
+        type=_non_negative_float,
+        metavar="G",
+        help="GPUs per embedding worker (default: 1 where the cluster has GPUs, else 0)",
+    )
+    index.add_argument(
+        "--ann-threshold",
+        type=_positive_int,
+        default=DEFAULT_ANN_THRESHOLD,
+        metavar="ROWS",
+        help=f"build an approximate search structure from this many rows on "
+        f"(default {DEFAULT_ANN_THRESHOLD})",
+    )
     index.set_defaults(run=run_index)
 
     search = commands.add_parser(
@@ -433,7 +527,19 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--index", required=True, metavar="DIR")
     search.add_argument("--top-k", type=_positive_int, default=10, metavar="K")
     search.add_argument("--json", action="store_true", help="one JSON object per result")
+    search.add_argument(
+        "--queries", metavar="FILE", help="one Turkish query per line; prints JSON lines"
+    )
+    search.add_argument(
+        "--exact", action="store_true", help="exact search even where the index has a structure"
+    )
     search.set_defaults(run=run_search)
+
+    ann = commands.add_parser(
+        "ann", parents=[common], help="build the approximate search structure of an index"
+    )
+    ann.add_argument("--index", required=True, metavar="DIR")
+    ann.set_defaults(run=run_ann)
 
     evaluate = commands.add_parser(
         "evaluate", parents=[common, templates, batch], help="zero-shot accuracy or recall@k"

@@ -29,6 +29,9 @@ INDEX_DATA_PATTERNS = (
     ".embeddings.*.tmp",
     ".files.*.tmp",
     ".meta.json.*.tmp",
+    "ann.*.faiss",
+    ".ann.*.tmp",
+    ".embedding-work",  # finished batches of an interrupted embedding run (a folder)
 )
 
 
@@ -152,8 +155,9 @@ def save_index(folder: Path, meta: dict, files: list[dict], embeddings: np.ndarr
     _write_atomically(folder / meta["files"], lambda f: f.write(lines.encode("utf-8")))
     text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
     _write_atomically(folder / "meta.json", lambda f: f.write(text.encode("utf-8")))
+    current = (meta["embeddings"], meta["files"], meta.get("ann", {}).get("file"))
     for path in _data_files(folder):
-        if path.name not in (meta["embeddings"], meta["files"]):
+        if path.name not in current and path.is_file():
             path.unlink(missing_ok=True)
 
 
@@ -164,6 +168,11 @@ def _data_files(folder: Path) -> list[Path]:
         for path in folder.iterdir()
         if any(fnmatchcase(path.name, pattern) for pattern in INDEX_DATA_PATTERNS)
     ]
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Replaces `path` in one rename, so a reader sees the old or the new file, never a part."""
+    _write_atomically(path, lambda file: file.write(data))
 
 
 def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
