@@ -68,6 +68,7 @@ def build_ann(embeddings: np.ndarray, seed: int = 0) -> tuple[ANN, dict]:
         quantizer, dim, lists, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
     )
     index.cp.seed = seed
+    index.cp.min_points_per_centroid = 1  # list_count already keeps lists full; no warning
     rng = np.random.default_rng(seed)
     sample = rng.choice(rows, min(rows, lists * TRAINING_ROWS_PER_LIST), replace=False)
     index.train(data[np.sort(sample)])
@@ -182,6 +183,7 @@ def update_ann(
         return meta
     ann, entry = build_ann(embeddings)
     entry["file"] = ann_file_name(generation)
+    folder.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(folder / entry["file"], serialize_ann(ann))
     return dict(meta, ann=entry)
 
