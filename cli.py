@@ -140,6 +140,8 @@ def _print_classification(source: str, ranked: list[dict], as_json: bool) -> Non
 
 
 def run_index(args: argparse.Namespace) -> int:
+    if args.engine != "ray" and (args.ray_address or args.gpus_per_worker is not None):
+        raise CLIError("--ray-address and --gpus-per-worker need --engine ray")
     root = existing_dir(args.folder, "image folder").resolve()
     folder = Path(args.index).expanduser()
     old = load_index(folder)
@@ -192,7 +194,10 @@ def _embed_for_index(
 ) -> tuple[np.ndarray, list[int], dict[int, str]]:
     if args.engine == "local":
         return embed_image_files(model, paths, args.batch_size, args.quiet)
-    from search.ray_engine import RayOptions, embed_image_files_ray
+    try:
+        from search.ray_engine import RayOptions, embed_image_files_ray
+    except ImportError as error:
+        raise CLIError(f"--engine ray needs Ray Data ({error}): pip install 'ray[data]'") from None
 
     options = RayOptions(address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
     with _progress(len(paths), "images", args.quiet) as bar:

@@ -39,7 +39,7 @@ class ANN:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows) of the `k` best rows for each query; rows are -1 where fewer exist."""
-        import faiss
+        faiss = _faiss()
 
         params = faiss.SearchParametersIVF(nprobe=self.nprobe)
         return self.index.search(_as_queries(queries), k, params=params)
@@ -56,7 +56,7 @@ def build_ann(embeddings: np.ndarray, seed: int = 0) -> tuple[ANN, dict]:
     k-means trains on a sample of 64 rows per list: more costs minutes on a million rows and
     moves recall by less than the calibration's own noise.
     """
-    import faiss
+    faiss = _faiss()
 
     rows, dim = embeddings.shape
     if rows == 0:
@@ -131,6 +131,17 @@ def exact_search(
     return scores_out, rows_out
 
 
+def _faiss():
+    try:
+        import faiss
+    except ImportError as error:
+        raise ANNError(
+            f"approximate search needs FAISS ({error}): pip install faiss-cpu, or search with "
+            "--exact"
+        ) from None
+    return faiss
+
+
 def _as_queries(queries: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
 
@@ -140,14 +151,14 @@ def ann_file_name(generation: int) -> str:
 
 
 def serialize_ann(ann: ANN) -> bytes:
-    import faiss
+    faiss = _faiss()
 
     return faiss.serialize_index(ann.index).tobytes()
 
 
 def read_ann(folder: Path, meta: dict) -> ANN:
     """The structure meta.json names, checked against the index it belongs to."""
-    import faiss
+    faiss = _faiss()
 
     entry = meta["ann"]
     path = folder / entry.get("file", "")

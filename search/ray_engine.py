@@ -95,7 +95,6 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # one line per stage otherwise
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
     if address is None:
         runtime_env = {"env_vars": {"PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}}
@@ -131,7 +130,10 @@ def _run(
     advance: Callable[[int], object],
 ) -> None:
     import ray
+    import ray.data
 
+    # Ray Data sets up its loggers on import; it would print each stage's start and end.
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     started = not ray.is_initialized()
     if started:
         start_ray(options.address)

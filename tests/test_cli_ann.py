@@ -149,3 +149,12 @@ def test_ann_on_a_missing_or_corrupt_index_and_a_corrupt_structure(
     (folder / "meta.json").write_text("{not json")
     code, _, err = run(capsys, "ann", "--index", folder)
     assert code == 1 and err.startswith(f"error: index {folder} is damaged:")
+
+
+@pytest.mark.parametrize(
+    "option", [["--ray-address", "ray://head:10001"], ["--gpus-per-worker", 1]]
+)
+def test_ray_options_without_the_ray_engine_are_refused(capsys, tmp_path, photos, option) -> None:
+    code, _, err = run(capsys, "index", photos, "--index", tmp_path / "x.index", *option)
+    assert (code, err) == (1, "error: --ray-address and --gpus-per-worker need --engine ray\n")
+    assert not (tmp_path / "x.index").exists()
