@@ -195,15 +195,18 @@ def _embed_for_index(
     if args.engine == "local":
         return embed_image_files(model, paths, args.batch_size, args.quiet)
     try:
-        from search.ray_engine import RayOptions, embed_image_files_ray
+        from search.ray_engine import RayOptions, RayRunError, embed_image_files_ray
     except ImportError as error:
         raise CLIError(f"--engine ray needs Ray Data ({error}): pip install 'ray[data]'") from None
 
     options = RayOptions(address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
     with _progress(len(paths), "images", args.quiet) as bar:
-        return embed_image_files_ray(
-            source, revision, paths, args.batch_size, folder, options, _warn, bar.update
-        )
+        try:
+            return embed_image_files_ray(
+                source, revision, paths, args.batch_size, folder, options, _warn, bar.update
+            )
+        except RayRunError as error:
+            raise CLIError(f"{error}; run the same command again to resume") from None
 
 
 def _merge(

@@ -29,6 +29,10 @@ WORK_FOLDER = ".embedding-work"
 SHIPPED_EXCLUDES = [".git", ".venv*", "tests", "benchmarks", "*.index", "turkish-clip"]
 
 
+class RayRunError(RuntimeError):
+    """A task or actor failed; finished batches stay on disk for the next run."""
+
+
 @dataclass
 class RayOptions:
     address: str | None = None  # None: a Ray on this machine
@@ -163,6 +167,11 @@ def _run(
         )
         for row in dataset.iter_rows():
             advance(int(row["images"]))
+    except ray.exceptions.RayError as error:  # a worker's traceback: its last line says why
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        raise RayRunError(
+            f"the Ray run failed: {lines[-1].strip() if lines else error!r}"
+        ) from None
     finally:
         if started:
             ray.shutdown()
