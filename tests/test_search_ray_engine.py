@@ -70,7 +70,7 @@ def test_ray_engine_matches_the_local_engine_and_resumes_a_killed_run(
             killed_after_two_batches,
         )  # fmt: skip
     parts = list((index_folder / WORK_FOLDER).rglob("part-*.npz"))
-    assert 2 <= len(parts) < 3 + 1  # the batches reported done are on disk, maybe one more
+    assert 2 <= len(parts) <= 3  # the batches reported done are on disk, maybe one more
 
     messages = []
     rows, kept, failures = embed_image_files_ray(
