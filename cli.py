@@ -26,10 +26,11 @@ from inference.loading import (
     load_pipeline,
     model_source,
 )
-from search.embedding import embed_images
+from search.ann import DEFAULT_ANN_THRESHOLD, exact_search, read_ann
+from search.embedding import EmbeddedImages, embed_images
 from search.file_names import name_fields
 from search.fingerprint import fingerprint_differences, model_fingerprint
-from search.image_index import load_index, top_matches
+from search.image_index import load_index
 from search.scanning import scan_images
 from search.updating import update_index
 from terminal.escaping import json_line, printable
@@ -113,24 +114,35 @@ def _print_classification(source: str, ranked: list[dict], as_json: bool) -> Non
 
 
 def run_index(args: argparse.Namespace) -> int:
+    if args.engine != "ray" and (args.ray_address or args.gpus_per_worker is not None):
+        raise CLIError("--ray-address and --gpus-per-worker need --engine ray")
     root = existing_dir(args.folder, "image folder").resolve()
     folder = Path(args.index).expanduser()
 
+    chosen = {}
+
     def choose(meta: dict | None) -> tuple[str, str | None]:
         if args.reembed and meta is not None and args.model is not None:
-            return model_source(args.model), args.revision  # a new model for every row
-        return choose_model(args.model, args.revision, meta)
+            chosen["model"] = model_source(args.model), args.revision  # a new model for every row
+        else:
+            chosen["model"] = choose_model(args.model, args.revision, meta)
+        return chosen["model"]
 
     summary = update_index(
         folder,
         root,
         choose=choose,
         load=lambda source, revision: _load(args, source, revision),
-        embed=lambda model, paths: embed_image_files(model, paths, args.batch_size, args.quiet),
+        embed=lambda model, paths: _embed_for_index(args, model, chosen["model"], folder, paths),
         reembed=args.reembed,
         wait=args.wait,
         warn=_warn,
+        ann_threshold=args.ann_threshold,
     )
+    if args.engine == "ray":
+        from search.ray_engine import discard_finished_batches
+
+        discard_finished_batches(folder)
     if summary.up_to_date:
         print(f"{printable(folder)}: {summary.images} images, up to date")
         return 0
@@ -143,32 +155,85 @@ def run_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed_for_index(
+    args: argparse.Namespace,
+    model,
+    source: tuple[str, str | None],
+    folder: Path,
+    paths: list[Path],
+) -> EmbeddedImages:
+    """The local engine, or Ray Data (resumable: finished batches wait in the index folder)."""
+    if args.engine == "local":
+        return embed_image_files(model, paths, args.batch_size, args.quiet)
+    try:
+        from search.ray_engine import RayOptions, RayRunError, embed_image_files_ray
+    except ImportError as error:
+        raise CLIError(f"--engine ray needs Ray Data ({error}): pip install 'ray[data]'") from None
+
+    options = RayOptions(address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
+    with _progress(len(paths), "images", args.quiet) as bar:
+        try:
+            embeddings, kept, failures = embed_image_files_ray(
+                *source, paths, args.batch_size, folder, options, _warn, bar.update
+            )
+        except RayRunError as error:
+            raise CLIError(f"{error}; run the same command again to resume") from None
+    return EmbeddedImages(embeddings=embeddings, kept=kept, failures=failures, retry={})
+
+
 def run_search(args: argparse.Namespace) -> int:
-    if (args.query is None) == (args.image is None):
-        raise CLIError("give either a text query or --image PATH")
+    if sum(given is not None for given in (args.query, args.image, args.queries)) != 1:
+        raise CLIError("give one of: a text query, --image PATH, --queries FILE")
+    queries = _read_queries(args.queries) if args.queries is not None else None
     folder = Path(args.index).expanduser()
     index = load_index(folder) if folder.is_dir() else None
     if index is None:
         raise CLIError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
     if not index.files:
         raise CLIError(f"index {folder} is empty")
+    ann = None if args.exact or "ann" not in index.meta else read_ann(folder, index.meta)
     model = _load(args, *choose_model(args.model, args.revision, index.meta))
     _warn_if_model_changed(folder, index.meta, model)
-    if args.image is None:
-        query = model.encode_text([args.query], return_numpy=True)[0]
+    if queries is not None:
+        vectors = embed_texts(model, queries, 32, args.quiet)
+    elif args.image is None:
+        vectors = model.encode_text([args.query], return_numpy=True)
     else:
         from turkish_clip.image_loading import load_image
 
         max_pixels = model.processor.image_processor.max_image_pixels
         image = load_image(args.image, max_pixels=max_pixels)
-        query = model.encode_image([image], return_numpy=True)[0]
+        vectors = model.encode_image([image], return_numpy=True)
+    if ann is None:
+        scores, rows = exact_search(index.embeddings, vectors, args.top_k)
+    else:
+        scores, rows = ann.search(vectors, args.top_k)
     root = Path(index.meta["root"])
-    for rank, (row, score) in enumerate(top_matches(index.embeddings, query, args.top_k), 1):
-        path = str(root / index.files[row]["path"])
-        if args.json:
-            print(json_line({"rank": rank, **name_fields(path), "score": score}))
-        else:
-            print(f"{rank:3d}  {score:.4f}  {printable(path)}")
+    for number, (row_scores, row_ids) in enumerate(zip(scores, rows)):
+        ranked = [
+            {"rank": rank, "path": str(root / index.files[row]["path"]), "score": float(score)}
+            for rank, (row, score) in enumerate(zip(row_ids, row_scores), 1)
+            if row >= 0
+        ]
+        _print_results(queries[number] if queries is not None else None, ranked, args.json)
+    return 0
+
+
+def _print_results(query: str | None, ranked: list[dict], as_json: bool) -> None:
+    """One JSON line per query (--queries), one per result (--json), or aligned text."""
+    if query is not None:
+        results = [_result_fields(result) for result in ranked]
+        print(json_line({"query": query, "results": results}))
+    elif as_json:
+        for result in ranked:
+            print(json_line(_result_fields(result)))
+    else:
+        for result in ranked:
+            print(f"{result['rank']:3d}  {result['score']:.4f}  {printable(result['path'])}")
+
+
+def _result_fields(result: dict) -> dict:
+    return {"rank": result["rank"], **name_fields(result["path"]), "score": result["score"]}
     return 0
 
 
@@ -372,6 +437,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -447,6 +522,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to wait for another update of the same index to finish (default 60)",
     )
+    index.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="embed in this process (default) or with Ray Data, locally or on a cluster",
+    )
+    index.add_argument(
+        "--ray-address", metavar="ADDRESS", help="join this Ray cluster (default: a local Ray)"
+    )
+    index.add_argument(
+        "--gpus-per-worker",
+        type=_non_negative_float,
+        metavar="G",
+        help="GPUs per embedding worker (default: 1 where the cluster has GPUs, else 0)",
+    )
+    index.add_argument(
+        "--ann-threshold",
+        type=_positive_int,
+        default=DEFAULT_ANN_THRESHOLD,
+        metavar="ROWS",
+        help=f"build an approximate search structure from this many rows on "
+        f"(default {DEFAULT_ANN_THRESHOLD})",
+    )
     index.set_defaults(run=run_index)
 
     search = commands.add_parser(
@@ -457,7 +555,26 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--index", required=True, metavar="DIR")
     search.add_argument("--top-k", type=_positive_int, default=10, metavar="K")
     search.add_argument("--json", action="store_true", help="one JSON object per result")
+    search.add_argument(
+        "--queries", metavar="FILE", help="one Turkish query per line; prints JSON lines"
+    )
+    search.add_argument(
+        "--exact", action="store_true", help="exact search even where the index has a structure"
+    )
     search.set_defaults(run=run_search)
+
+    ann = commands.add_parser(
+        "ann", parents=[common], help="build the approximate search structure of an index"
+    )
+    ann.add_argument("--index", required=True, metavar="DIR")
+    ann.add_argument(
+        "--wait",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for an update of the same index to finish (default 60)",
+    )
+    ann.set_defaults(run=run_ann)
 
     evaluate = commands.add_parser(
         "evaluate", parents=[common, templates, batch], help="zero-shot accuracy or recall@k"

@@ -143,10 +143,9 @@ def save_index(
     generation = (previous or {}).get("generation", 0) + 1
     names = {"embeddings": f"embeddings.{generation}.npy", "files": f"files.{generation}.jsonl"}
     old = _generation_files(previous) - set(names.values())
+    # An `ann` entry must describe these rows: the caller builds it for them (search/ann.py).
     meta = {"format": INDEX_FORMAT, "version": INDEX_VERSION} | {
-        k: v
-        for k, v in meta.items()
-        if k not in ("ann", "superseded")  # ann: of the old rows
+        k: v for k, v in meta.items() if k != "superseded"
     }
     meta.update(names, format=INDEX_FORMAT, version=INDEX_VERSION, generation=generation)
     meta.update(count=len(files), superseded=sorted(n for n in old if (folder / n).exists()))
@@ -168,7 +167,7 @@ def _generation_files(meta: dict | None) -> set[str]:
     if meta is None:
         return set()
     names = {meta["embeddings"], meta["files"], *meta.get("superseded", [])}
-    return names | ({meta["ann"]} if "ann" in meta else set())
+    return names | ({meta["ann"]["file"]} if "ann" in meta else set())
 
 
 def _rows(embeddings: np.ndarray) -> np.ndarray:
@@ -185,6 +184,18 @@ def _fields(entry: dict) -> dict:
 
 def _valid(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def replace_meta(folder: Path, meta: dict) -> None:
+    """Rewrites meta.json of the current generation, its data files unchanged, in one rename."""
+    meta = dict(meta, unreadable=[_fields(entry) for entry in meta.get("unreadable", [])])
+    text = json_line(meta, indent=2) + "\n"
+    _write_atomically(folder / "meta.json", lambda f: f.write(text.encode("utf-8")))
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Replaces `path` in one rename, so a reader sees the old or the new file, never a part."""
+    _write_atomically(path, lambda file: file.write(data))
 
 
 def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:

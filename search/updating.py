@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search.ann import update_ann
 from search.embedding import EmbeddedImages
 from search.fingerprint import fingerprint_differences, model_fingerprint
 from search.image_index import Index, check_index_folder, load_index, save_index
@@ -105,12 +106,15 @@ def update_index(
     reembed: bool = False,
     wait: float = 60.0,
     warn: Callable[[str], object] = print,
+    ann_threshold: int | None = None,
 ) -> UpdateSummary:
     """Brings the index in `folder` up to date with the images under `root`.
 
     `choose` picks the model (source, revision) given the old meta.json (None for a new index),
     `load` loads it, `embed` embeds image files. With `reembed`, every image is embedded again
     and the fingerprint check against the old rows is waived, as none of them is kept.
+    With `ann_threshold`, an approximate-search structure is built over the new rows once they
+    reach that many, or wherever the old index had one (search/ann.py).
     """
     _check_root(root)
     check_index_folder(folder)  # before the lock file is created in someone's own folder
@@ -143,6 +147,10 @@ def update_index(
         ]
         meta = dict(model=source, revision=revision, fingerprint=fingerprint, root=str(root))
         meta.update(dim=model.config.projection_dim, unreadable=sorted(unreadable, key=_path))
+        if ann_threshold is not None:
+            generation = (old.meta["generation"] if old else 0) + 1
+            had_ann = {"ann": old.meta["ann"]} if old and "ann" in old.meta else {}
+            meta = update_ann(folder, meta | had_ann, rows, ann_threshold, generation)
         save_index(folder, meta, files, rows, old.meta if old else None)
     summary.unreadable = len(unreadable)
     return summary

@@ -14,6 +14,7 @@ from search.file_names import name_from_fields
 
 EMBEDDINGS_NAME = re.compile(r"embeddings\.[0-9]{1,18}\.npy")
 FILES_NAME = re.compile(r"files\.[0-9]{1,18}\.jsonl")
+ANN_NAME = re.compile(r"ann\.[0-9]{1,18}\.faiss")
 # A data file another part of the index adds (an ANN structure): any plain, visible file name.
 EXTRA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 RESERVED_NAMES = {"meta.json"}
@@ -42,7 +43,7 @@ def check_meta(meta: object, path: Path, versions: tuple[int, ...]) -> dict:
     _check_name(meta["embeddings"], EMBEDDINGS_NAME, "embeddings", path)
     _check_name(meta["files"], FILES_NAME, "files", path)
     if "ann" in meta:
-        _check_name(meta["ann"], EXTRA_NAME, "ann", path)
+        _check_ann(meta["ann"], path)
     superseded = meta.get("superseded", [])
     if not isinstance(superseded, list):
         raise IndexFileError(f"{path}: 'superseded' must be a list of file names")
@@ -59,6 +60,15 @@ def check_meta(meta: object, path: Path, versions: tuple[int, ...]) -> dict:
         raise IndexFileError(f"{path}: 'unreadable' must be a list")
     meta["unreadable"] = [check_entry(item, path, "unreadable", True) for item in unreadable]
     return meta
+
+
+def _check_ann(entry: object, path: Path) -> None:
+    """The approximate-search structure's entry: its file and how many lists a query probes."""
+    if not isinstance(entry, dict):
+        raise IndexFileError(f"{path}: 'ann' must be an object")
+    _require(entry, "file", str, path, "ann")
+    _check_name(entry["file"], ANN_NAME, "ann", path)
+    _require_int(entry, "nprobe", 1, path, "ann")
 
 
 def check_entry(entry: object, path: Path, where: object, with_reason: bool = False) -> dict:

@@ -1,0 +1,286 @@
+"""Embedding image files with Ray Data: the `index --engine ray` counterpart of
+`cli.embed_image_files`, returning the same rows, kept indices and failures.
+
+Files go in batches of `batch_size`. Each batch is decoded and preprocessed by a Ray task, then
+embedded by an actor of a pool in which every actor loads the model once (on a GPU where it has
+one). The actor writes the batch's rows to a part file in a hidden work folder inside the index
+folder before reporting it done, so a run that is killed part-way and started again embeds only
+the batches that have no part file yet. The folder's name is a hash of the model and of the file
+list (paths, sizes, modification times) and batch size, so a part is reused only for exactly the
+files it was made from; the caller removes the folder once the index is written.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK_FOLDER = ".embedding-work"
+# What a cluster's workers get of this checkout when joining one with --ray-address.
+SHIPPED_EXCLUDES = [".git", ".venv*", "tests", "benchmarks", "*.index", "turkish-clip"]
+
+
+class RayRunError(RuntimeError):
+    """A task or actor failed; finished batches stay on disk for the next run."""
+
+
+@dataclass
+class RayOptions:
+    address: str | None = None  # None: a Ray on this machine
+    gpus_per_worker: float | None = None  # None: 1 where the cluster has GPUs, else 0
+    threads_per_worker: int | None = None  # CPU workers; None: the local machine's cores
+
+
+@dataclass(frozen=True)
+class Part:
+    number: int
+    start: int
+    stop: int
+
+    @property
+    def file_name(self) -> str:
+        return f"part-{self.number:07d}.npz"
+
+
+def embed_image_files_ray(
+    source: str,
+    revision: str | None,
+    paths: Sequence[Path],
+    batch_size: int,
+    index_folder: Path,
+    options: RayOptions,
+    warn: Callable[[str], object] = print,
+    advance: Callable[[int], object] = lambda images: None,
+) -> tuple[np.ndarray, list[int], dict[int, str]]:
+    """Embeddings of the readable images, their indices in `paths`, and the reason for each
+    index that failed; `advance` is called with the number of images of each finished batch."""
+    paths = [Path(path) for path in paths]
+    if not paths:
+        from turkish_clip import TurkishCLIPConfig
+
+        dim = TurkishCLIPConfig.from_pretrained(source, revision=revision).projection_dim
+        return np.zeros((0, dim), np.float32), [], {}
+    work = index_folder / WORK_FOLDER / _work_key(source, revision, paths, batch_size)
+    work.mkdir(parents=True, exist_ok=True)
+    parts = [
+        Part(number, start, min(start + batch_size, len(paths)))
+        for number, start in enumerate(range(0, len(paths), batch_size))
+    ]
+    todo = [part for part in parts if not (work / part.file_name).is_file()]
+    if parts and len(todo) < len(parts):
+        warn(f"resuming: {len(parts) - len(todo)} of {len(parts)} batches already embedded")
+    for part in parts:
+        if part not in todo:
+            advance(part.stop - part.start)
+    if todo:
+        _run(source, revision, paths, todo, work, options, advance)
+    return _collect(work, parts, warn)
+
+
+def discard_finished_batches(index_folder: Path) -> None:
+    """Removes the part files of every run, once the index they were made for is written."""
+    shutil.rmtree(index_folder / WORK_FOLDER, ignore_errors=True)
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Joins the cluster at `address`, or starts a Ray on this machine.
+
+    Workers must import this checkout: a local Ray finds it on PYTHONPATH, a cluster gets a copy.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
+    if address is None:
+        runtime_env = {"env_vars": {"PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}}
+        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env, **quiet)
+    else:
+        runtime_env = {"working_dir": str(ROOT), "excludes": SHIPPED_EXCLUDES}
+        ray.init(address=address, runtime_env=runtime_env, **quiet)
+
+
+def _work_key(source: str, revision: str | None, paths: list[Path], batch_size: int) -> str:
+    """A hash of what decides every part's content: the model, the files and the batching."""
+    digest = hashlib.sha256(json.dumps([source, revision, batch_size]).encode())
+    weights = Path(source) / "model.safetensors"
+    if weights.is_file():  # a local folder can be rewritten in place
+        stat = weights.stat()
+        digest.update(f"{stat.st_size} {stat.st_mtime_ns}".encode())
+    for path in paths:
+        try:
+            stat = path.stat()
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def _run(
+    source: str,
+    revision: str | None,
+    paths: list[Path],
+    parts: list[Part],
+    work: Path,
+    options: RayOptions,
+    advance: Callable[[int], object],
+) -> None:
+    import ray
+    import ray.data
+
+    # Ray Data sets up its loggers on import; it would print each stage's start and end.
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    started = not ray.is_initialized()
+    if started:
+        start_ray(options.address)
+    try:
+        from turkish_clip import TurkishCLIPImageProcessor
+
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        processor = TurkishCLIPImageProcessor.from_pretrained(source, revision=revision)
+        items = [
+            {"part": p.number, "start": p.start, "paths": [str(x) for x in paths[p.start : p.stop]]}
+            for p in parts
+        ]
+        gpus, workers, threads = _pool(options)
+        dataset = ray.data.from_items(items, override_num_blocks=len(items))
+        # Half a CPU each keeps decoding in tasks of its own (Ray would otherwise fuse it into
+        # the actors, which then wait for it) and lets two run beside each actor.
+        dataset = dataset.map(partial(_decode, processor=processor), num_cpus=0.5)
+        dataset = dataset.map_batches(
+            _Embedder,
+            fn_constructor_kwargs=dict(
+                source=source, revision=revision, work=str(work), threads=threads, gpu=gpus > 0
+            ),
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_gpus=gpus,
+            num_cpus=1,
+        )
+        for row in dataset.iter_rows():
+            advance(int(row["images"]))
+    except ray.exceptions.RayError as error:  # a worker's traceback: its last line says why
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        raise RayRunError(
+            f"the Ray run failed: {lines[-1].strip() if lines else error!r}"
+        ) from None
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _pool(options: RayOptions) -> tuple[float, int, int]:
+    """GPUs per actor, number of actors, and CPU threads per actor.
+
+    On CPUs each actor reserves one CPU for Ray's bookkeeping but runs `threads` threads, as one
+    process per machine uses the cores better than one per core; decoding tasks share the
+    cores with it and run while it computes.
+    """
+    import ray
+
+    resources = ray.cluster_resources()
+    cluster_gpus = resources.get("GPU", 0)
+    gpus = options.gpus_per_worker
+    if gpus is None:
+        gpus = 1.0 if cluster_gpus else 0.0
+    if gpus > cluster_gpus:
+        raise ValueError(
+            f"--gpus-per-worker {gpus:g} asks for more GPUs than the Ray cluster has "
+            f"({cluster_gpus:g})"
+        )
+    if gpus > 0:
+        return gpus, max(1, int(cluster_gpus // gpus)), 1
+    threads = options.threads_per_worker or os.cpu_count() or 1
+    nodes = max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
+    return 0.0, nodes, threads
+
+
+def describe_failure(path: str, error: Exception) -> str:
+    """The same one-line reason as the local engine gives."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    return message if path in message else f"{path}: {message}"
+
+
+def _decode(item: dict, processor) -> dict:
+    """One batch opened and preprocessed; a file that fails costs only itself."""
+    from turkish_clip.image_loading import load_image
+
+    images, kept, failures = [], [], {}
+    for offset, path in enumerate(item["paths"]):
+        try:
+            images.append(load_image(path, max_pixels=processor.max_image_pixels))
+            kept.append(item["start"] + offset)
+        except Exception as error:  # Pillow's decoders raise many kinds on bad input
+            failures[item["start"] + offset] = describe_failure(path, error)
+    pixels = np.zeros((0,), np.float32)
+    if images:
+        pixels = processor(images, return_tensors="pt")["pixel_values"].numpy()
+    info = json.dumps({"kept": kept, "failures": failures, "images": len(item["paths"])})
+    return {"part": item["part"], "pixels": pixels, "info": info}
+
+
+class _Embedder:
+    """An actor of the pool: loads the model once, embeds batches and writes their part files."""
+
+    def __init__(self, source: str, revision: str | None, work: str, threads: int, gpu: bool):
+        import torch
+
+        from turkish_clip import TurkishCLIPModel
+
+        torch.set_num_threads(threads)
+        self.device = "cuda" if gpu else "cpu"
+        model = TurkishCLIPModel.from_pretrained(source, revision=revision, use_safetensors=True)
+        self.model = model.to(self.device).eval()
+        self.work = Path(work)
+
+    def __call__(self, batch: dict) -> dict:
+        import torch
+
+        images = []
+        for number, pixels, info in zip(batch["part"], batch["pixels"], batch["info"]):
+            info = json.loads(info)
+            rows = np.zeros((0, self.model.config.projection_dim), np.float32)
+            if info["kept"]:
+                with torch.inference_mode():
+                    features = self.model.get_image_features(
+                        torch.from_numpy(np.asarray(pixels)).to(self.device)
+                    )
+                    rows = torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+            _write_part(self.work / Part(int(number), 0, 0).file_name, rows, info)
+            images.append(info["images"])
+        return {"images": np.asarray(images)}
+
+
+def _write_part(path: Path, rows: np.ndarray, info: dict) -> None:
+    """Written under a temporary name and renamed, so a part file on disk is always whole."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".part.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, rows=rows.astype(np.float32), info=np.asarray(json.dumps(info)))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _collect(
+    work: Path, parts: list[Part], warn: Callable[[str], object]
+) -> tuple[np.ndarray, list[int], dict[int, str]]:
+    rows, kept, failures = [], [], {}
+    for part in parts:
+        with np.load(work / part.file_name) as data:
+            rows.append(data["rows"])
+            info = json.loads(str(data["info"]))
+        kept += info["kept"]
+        for index, reason in info["failures"].items():
+            failures[int(index)] = reason
+            warn(f"skipped: {reason}")
+    return np.concatenate(rows), kept, failures

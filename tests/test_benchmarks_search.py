@@ -1,0 +1,36 @@
+"""benchmarks/search.py --quick runs end to end and prints every row; speed is never asserted."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = (
+    "exact, matrix product",
+    "exact, FAISS flat inner product",
+    "IVF-SQ8 (chosen)",
+    "IVF-SQ8",
+    "HNSW32, flat",
+    "IVF-PQ 8x4",
+)
+
+
+def test_quick_run_prints_both_tables_with_exact_recall_of_one() -> None:
+    command = [sys.executable, str(ROOT / "benchmarks" / "search.py"), "--quick"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {}
+    for line in done.stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 7 and cells[0] in METHODS:
+            rows.setdefault(cells[0], []).append(cells[1:])
+    assert set(rows) == set(METHODS)
+    assert len(rows["exact, matrix product"]) == 2  # the main table and the candidates' table
+    for name, found in rows.items():
+        for build_s, memory, p50, p95, recall, _ in found:
+            assert float(build_s) >= 0 and float(memory.split()[0]) >= 0
+            assert float(p50.split()[0]) > 0
+            assert float(p95) >= float(p50.split()[0])
+            if name.startswith("exact"):
+                assert float(recall) == 1.0
+    assert float(rows["IVF-SQ8 (chosen)"][0][4]) >= 0.95

@@ -1,0 +1,160 @@
+"""The command line's large-index parts on a tiny random model: the `ann` command, the structure
+that `index` builds past --ann-threshold, `search --exact` and `search --queries`."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from builders import save_tiny_model_folder
+from PIL import Image
+
+import cli
+from search.image_index import load_index
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("photos")
+    for number in range(12):
+        pixels = np.random.default_rng(number).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / f"foto{number:02d}.png")
+    return root
+
+
+def run(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
+    code = cli.main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def build(capsys, photos: Path, folder: Path, model_dir: Path, *extra: object) -> None:
+    code, _, err = run(capsys, "index", photos, "--index", folder, "--model", model_dir, *extra)
+    assert code == 0, err
+
+
+def results(out: str) -> list[tuple[str, float]]:
+    return [(row["path"], row["score"]) for row in map(json.loads, out.splitlines())]
+
+
+def test_index_past_the_threshold_builds_a_structure_and_search_uses_it(
+    capsys, tmp_path, photos, model_dir
+) -> None:
+    folder = tmp_path / "photos.index"
+    build(capsys, photos, folder, model_dir, "--ann-threshold", 5)
+    index = load_index(folder)
+    assert index.meta["ann"]["rows"] == 12 and (folder / index.meta["ann"]["file"]).is_file()
+    query = ["--index", folder, "--top-k", 4, "--json", "--image", photos / "foto03.png"]
+    code, approximate, _ = run(capsys, "search", *query)
+    assert code == 0
+    code, exact, _ = run(capsys, "search", *query, "--exact")
+    assert code == 0
+    assert [path for path, _ in results(approximate)] == [path for path, _ in results(exact)]
+    assert results(exact)[0][0] == str(photos / "foto03.png")
+    # The structure stores 8-bit values: its scores are close to the exact ones, not equal.
+    np.testing.assert_allclose(
+        [score for _, score in results(approximate)], [s for _, s in results(exact)], atol=0.02
+    )
+
+
+def test_below_the_threshold_no_structure_is_built_and_ann_builds_one(
+    capsys, tmp_path, photos, model_dir
+) -> None:
+    folder = tmp_path / "small.index"
+    build(capsys, photos, folder, model_dir)
+    assert "ann" not in load_index(folder).meta
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    code, out, err = run(capsys, "ann", "--index", folder)
+    assert code == 0, err
+    assert out.startswith(f"{folder}: IVF-SQ8 over 12 rows, 1 lists, 1 searched per query")
+    meta = load_index(folder).meta
+    after = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert set(after) - set(before) == {meta["ann"]["file"]}
+    for name in (meta["embeddings"], meta["files"]):
+        assert after[name] == before[name]  # no image read, no row rewritten
+
+
+def test_queries_file_answers_each_line_as_a_single_search_does(
+    capsys, monkeypatch, tmp_path, photos, model_dir
+) -> None:
+    folder = tmp_path / "photos.index"
+    build(capsys, photos, folder, model_dir)
+    queries = tmp_path / "queries.txt"
+    queries.write_text("sahilde bir köpek\n\n  kırmızı bir araba  \nİstanbul'da gece\n")
+    loads = []
+    load_model = cli.load_model
+    monkeypatch.setattr(cli, "load_model", lambda *a: loads.append(a) or load_model(*a))
+    code, out, err = run(capsys, "search", "--queries", queries, "--index", folder, "--top-k", 3)
+    assert code == 0, err
+    assert len(loads) == 1
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["query"] for line in lines] == [
+        "sahilde bir köpek",
+        "kırmızı bir araba",
+        "İstanbul'da gece",
+    ]
+    for line in lines:
+        code, single, _ = run(capsys, "search", line["query"], "--index", folder, "--top-k", 3)
+        expected = [row.split(None, 2) for row in single.splitlines()]
+        got = [[str(r["rank"]), f"{r['score']:.4f}", r["path"]] for r in line["results"]]
+        assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "queries file '{}' not found"),
+        ("\n  \n", "queries file '{}' holds no query"),
+        (b"\xff\xfe bozuk", "queries file '{}' is not UTF-8 text"),
+    ],
+)
+def test_bad_queries_files_are_refused_by_name(
+    capsys, tmp_path, photos, model_dir, content, message
+) -> None:
+    folder = tmp_path / "photos.index"
+    build(capsys, photos, folder, model_dir)
+    path = tmp_path / "queries.txt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    code, _, err = run(capsys, "search", "--queries", path, "--index", folder)
+    assert (code, err) == (1, f"error: {message.format(path)}\n")
+    code, _, err = run(capsys, "search", "kedi", "--queries", path, "--index", folder)
+    assert (code, err) == (1, "error: give one of: a text query, --image PATH, --queries FILE\n")
+
+
+def test_ann_on_a_missing_or_corrupt_index_and_a_corrupt_structure(
+    capsys, tmp_path, photos, model_dir
+) -> None:
+    code, _, err = run(capsys, "ann", "--index", tmp_path / "yok.index")
+    assert (code, err) == (1, f"error: no index in '{tmp_path / 'yok.index'}': build one with "
+                              "`cli.py index FOLDER --index`\n")  # fmt: skip
+    folder = tmp_path / "photos.index"
+    build(capsys, photos, folder, model_dir, "--ann-threshold", 1)
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / meta["ann"]["file"]).write_bytes(b"bozuk")
+    code, _, err = run(capsys, "search", "kedi", "--index", folder)
+    assert code == 1 and err.startswith(f"error: approximate index {folder / meta['ann']['file']}")
+    assert err.endswith(f"rebuild it with `cli.py ann --index {folder}` or search with --exact\n")
+    assert run(capsys, "search", "kedi", "--index", folder, "--exact")[0] == 0
+    assert run(capsys, "ann", "--index", folder)[0] == 0
+    assert run(capsys, "search", "kedi", "--index", folder)[0] == 0
+
+    (folder / "meta.json").write_text("{not json")
+    code, _, err = run(capsys, "ann", "--index", folder)
+    assert code == 1 and err.startswith(f"error: index {folder} is damaged:")
+
+
+@pytest.mark.parametrize(
+    "option", [["--ray-address", "ray://head:10001"], ["--gpus-per-worker", 1]]
+)
+def test_ray_options_without_the_ray_engine_are_refused(capsys, tmp_path, photos, option) -> None:
+    code, _, err = run(capsys, "index", photos, "--index", tmp_path / "x.index", *option)
+    assert (code, err) == (1, "error: --ray-address and --gpus-per-worker need --engine ray\n")
+    assert not (tmp_path / "x.index").exists()
