@@ -237,6 +237,34 @@ def _result_fields(result: dict) -> dict:
     return 0
 
 
+def _read_queries(name: str) -> list[str]:
+    """One Turkish query per line; blank lines are skipped."""
+    path = Path(name).expanduser()
+    try:
+        # Only newlines end a query: a U+2028 inside one is part of it. A BOM is not.
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
+    except FileNotFoundError:
+        raise CLIError(f"queries file {name!r} not found") from None
+    except UnicodeDecodeError:
+        raise CLIError(f"queries file {name!r} is not UTF-8 text") from None
+    queries = [line.strip() for line in lines if line.strip()]
+    if not queries:
+        raise CLIError(f"queries file {name!r} holds no query")
+    return queries
+
+
+def run_ann(args: argparse.Namespace) -> int:
+    folder = Path(args.index).expanduser()
+    if not folder.is_dir():
+        raise CLIError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
+    entry = rebuild_ann(folder, args.wait, _warn)
+    print(
+        f"{printable(folder)}: {entry['kind']} over {entry['rows']} rows, {entry['lists']} lists, "
+        f"{entry['nprobe']} searched per query (recall@10 {entry['recall']:.3f} on its own rows)"
+    )
+    return 0
+
+
 def _warn_if_model_changed(folder: Path, meta: dict, model) -> None:
     recorded = meta.get("fingerprint")
     if recorded is None:  # a version 1 index: nothing to compare with
