@@ -26,7 +26,7 @@ from inference.loading import (
     load_pipeline,
     model_source,
 )
-from search.ann import DEFAULT_ANN_THRESHOLD, exact_search, read_ann
+from search.ann import DEFAULT_ANN_THRESHOLD, exact_search, read_ann, rebuild_ann
 from search.embedding import EmbeddedImages, embed_images
 from search.file_names import name_fields
 from search.fingerprint import fingerprint_differences, model_fingerprint
