@@ -208,6 +208,8 @@ def rebuild_ann(
     The structure joins the current generation under the index's write lock: meta.json is
     replaced last, in one rename, and only the structure it named before is removed.
     """
+    if not folder.is_dir():  # the lock would create it
+        raise ANNError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
     with index_lock(folder, wait, warn):
         index = load_index(folder)
         if index is None:

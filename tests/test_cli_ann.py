@@ -88,7 +88,7 @@ def test_queries_file_answers_each_line_as_a_single_search_does(
     queries.write_text("sahilde bir köpek\n\n  kırmızı bir araba  \nİstanbul'da gece\n")
     loads = []
     load_model = cli.load_model
-    monkeypatch.setattr(cli, "load_model", lambda *a: loads.append(a) or load_model(*a))
+    monkeypatch.setattr(cli, "load_model", lambda *a, **k: loads.append(a) or load_model(*a, **k))
     code, out, err = run(capsys, "search", "--queries", queries, "--index", folder, "--top-k", 3)
     assert code == 0, err
     assert len(loads) == 1

@@ -271,8 +271,8 @@ def test_update_leaves_the_users_own_files_in_the_index_folder(tmp_path, model) 
     for name in mine:
         (folder / name).write_text("keep me")
     meta = json.loads((folder / "meta.json").read_text())
-    (folder / "ann.bin").write_text("an ANN structure of generation 1")
-    meta["ann"] = "ann.bin"
+    (folder / "ann.1.faiss").write_text("an ANN structure of generation 1")
+    meta["ann"] = {"kind": "IVF-SQ8", "file": "ann.1.faiss", "nprobe": 1}
     (folder / "meta.json").write_text(json.dumps(meta))
     (folder / ".files.1.jsonl.abc12345.tmp").write_text("left by a killed run")
     noise_image(root / "b.png", 1)

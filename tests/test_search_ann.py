@@ -23,11 +23,11 @@ def clustered(rows: int, dim: int, centres: int, seed: int) -> np.ndarray:
 
 
 def write_index(folder: Path, embeddings: np.ndarray) -> None:
-    """A version 1 index as `cli.py index` writes it, without any structure."""
+    """An index as `cli.py index` writes it, without any structure."""
     meta = {"format": INDEX_FORMAT, "version": 1, "model": "m", "revision": None}
     meta.update(dim=embeddings.shape[1], root="/photos", unreadable=[])
     files = [{"path": f"{row:05d}.jpg", "size": 1, "mtime_ns": 1} for row in range(len(embeddings))]
-    save_index(folder, meta, files, embeddings)
+    save_index(folder, meta, files, embeddings, None)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_index_past_the_threshold_gets_a_structure_that_search_reads(tmp_path, r
     assert "ann" not in below and not list(folder.glob("ann.*"))
     meta = update_ann(folder, index.meta, rows, threshold=101, generation=2)
     files = [{"path": f"{row:05d}.jpg", "size": 1, "mtime_ns": 1} for row in range(len(rows))]
-    save_index(folder, meta, files, rows)
+    save_index(folder, meta, files, rows, index.meta)
     saved = load_index(folder)
     assert saved.meta["ann"]["file"] == "ann.2.faiss"
     ann = read_ann(folder, saved.meta)
@@ -78,12 +78,12 @@ def test_index_past_the_threshold_gets_a_structure_that_search_reads(tmp_path, r
     # Shrinking below the threshold keeps a structure the index already had; a newer generation
     # replaces the old file.
     again = update_ann(folder, saved.meta, rows[:500], threshold=10**6, generation=3)
-    save_index(folder, again, files[:500], rows[:500])
+    save_index(folder, again, files[:500], rows[:500], saved.meta)
     assert sorted(path.name for path in folder.glob("ann.*")) == ["ann.3.faiss"]
     assert read_ann(folder, load_index(folder).meta).index.ntotal == 500
 
 
-def test_ann_command_core_builds_for_a_version_1_index_without_touching_rows(tmp_path, rows):
+def test_ann_command_core_builds_for_an_existing_index_without_touching_rows(tmp_path, rows):
     folder = tmp_path / "old.index"
     write_index(folder, rows[:2000])
     before = load_index(folder)
