@@ -173,12 +173,11 @@ def _embed_for_index(
     options = RayOptions(address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
     with _progress(len(paths), "images", args.quiet) as bar:
         try:
-            embeddings, kept, failures = embed_image_files_ray(
+            return embed_image_files_ray(
                 *source, paths, args.batch_size, folder, options, _warn, bar.update
             )
         except RayRunError as error:
             raise CLIError(f"{error}; run the same command again to resume") from None
-    return EmbeddedImages(embeddings=embeddings, kept=kept, failures=failures, retry={})
 
 
 def run_search(args: argparse.Namespace) -> int:

@@ -105,11 +105,7 @@ def image_rows(models: dict, scale: Scale) -> list[Row]:
 
     @torch.inference_mode()
     def embed(model):
-        if isinstance(model, OnnxTurkishCLIP):
-            rows = torch.from_numpy(model.embed_pixels(pixels.numpy()))
-        else:
-            rows = model.get_image_features(pixels)
-        return torch.nn.functional.normalize(rows, dim=-1)
+        return torch.nn.functional.normalize(model.embed_pixel_values(pixels), dim=-1)
 
     speeds = _speeds(models, embed, BATCH, scale.repeats)
     cosine = float((embed(models["onnx fp32"]) * embed(models["onnx int8"])).sum(-1).min())

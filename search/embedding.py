@@ -49,7 +49,7 @@ def embed_images(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(paths), batch_size):
             positions = range(start, min(start + batch_size, len(paths)))
-            prepared = pool.map(lambda i: _prepare(paths[i], image_processor), positions)
+            prepared = pool.map(lambda i: prepare_image(paths[i], image_processor), positions)
             arrays = []
             for position, (pixels, failure, transient) in zip(positions, prepared):
                 if pixels is not None:
@@ -68,7 +68,7 @@ def embed_images(
     return result
 
 
-def _prepare(path: Path, image_processor) -> tuple[np.ndarray | None, str, bool]:
+def prepare_image(path: Path, image_processor) -> tuple[np.ndarray | None, str, bool]:
     """(pixel array, "", False), or (None, reason, whether the failure may pass)."""
     from turkish_clip.image_loading import describe, load_image
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from search.embedding import EmbeddedImages, prepare_image
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK_FOLDER = ".embedding-work"
 # What a cluster's workers get of this checkout when joining one with --ray-address.
@@ -60,15 +62,16 @@ def embed_image_files_ray(
     options: RayOptions,
     warn: Callable[[str], object] = print,
     advance: Callable[[int], object] = lambda images: None,
-) -> tuple[np.ndarray, list[int], dict[int, str]]:
-    """Embeddings of the readable images, their indices in `paths`, and the reason for each
-    index that failed; `advance` is called with the number of images of each finished batch."""
+) -> EmbeddedImages:
+    """What the local engine's `embed_images` gives for the same paths: the rows of the readable
+    images, their positions in `paths`, and why the others failed (for good, or to retry);
+    `advance` is called with the number of images of each finished batch."""
     paths = [Path(path) for path in paths]
     if not paths:
         from turkish_clip import TurkishCLIPConfig
 
         dim = TurkishCLIPConfig.from_pretrained(source, revision=revision).projection_dim
-        return np.zeros((0, dim), np.float32), [], {}
+        return EmbeddedImages(np.zeros((0, dim), np.float32))
     work = index_folder / WORK_FOLDER / _work_key(source, revision, paths, batch_size)
     work.mkdir(parents=True, exist_ok=True)
     parts = [
@@ -154,7 +157,7 @@ def _run(
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
         # Half a CPU each keeps decoding in tasks of its own (Ray would otherwise fuse it into
         # the actors, which then wait for it) and lets two run beside each actor.
-        dataset = dataset.map(partial(_decode, processor=processor), num_cpus=0.5)
+        dataset = dataset.map(partial(_decode, image_processor=processor), num_cpus=0.5)
         dataset = dataset.map_batches(
             _Embedder,
             fn_constructor_kwargs=dict(
@@ -203,28 +206,21 @@ def _pool(options: RayOptions) -> tuple[float, int, int]:
     return 0.0, nodes, threads
 
 
-def describe_failure(path: str, error: Exception) -> str:
-    """The same one-line reason as the local engine gives."""
-    message = " ".join(str(error).split()) or type(error).__name__
-    return message if path in message else f"{path}: {message}"
-
-
-def _decode(item: dict, processor) -> dict:
-    """One batch opened and preprocessed; a file that fails costs only itself."""
-    from turkish_clip.image_loading import load_image
-
-    images, kept, failures = [], [], {}
+def _decode(item: dict, image_processor) -> dict:
+    """One batch opened and preprocessed as the local engine does it; a file that fails costs
+    only itself."""
+    arrays, kept, failures, retry = [], [], {}, {}
     for offset, path in enumerate(item["paths"]):
-        try:
-            images.append(load_image(path, max_pixels=processor.max_image_pixels))
-            kept.append(item["start"] + offset)
-        except Exception as error:  # Pillow's decoders raise many kinds on bad input
-            failures[item["start"] + offset] = describe_failure(path, error)
-    pixels = np.zeros((0,), np.float32)
-    if images:
-        pixels = processor(images, return_tensors="pt")["pixel_values"].numpy()
-    info = json.dumps({"kept": kept, "failures": failures, "images": len(item["paths"])})
-    return {"part": item["part"], "pixels": pixels, "info": info}
+        pixels, reason, transient = prepare_image(Path(path), image_processor)
+        position = item["start"] + offset
+        if pixels is None:
+            (retry if transient else failures)[position] = reason
+        else:
+            arrays.append(pixels)
+            kept.append(position)
+    pixels = np.stack(arrays) if arrays else np.zeros((0,), np.float32)
+    info = {"kept": kept, "failures": failures, "retry": retry, "images": len(item["paths"])}
+    return {"part": item["part"], "pixels": pixels, "info": json.dumps(info)}
 
 
 class _Embedder:
@@ -250,7 +246,7 @@ class _Embedder:
             rows = np.zeros((0, self.model.config.projection_dim), np.float32)
             if info["kept"]:
                 with torch.inference_mode():
-                    features = self.model.get_image_features(
+                    features = self.model.embed_pixel_values(
                         torch.from_numpy(np.asarray(pixels)).to(self.device)
                     )
                     rows = torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
@@ -271,16 +267,16 @@ def _write_part(path: Path, rows: np.ndarray, info: dict) -> None:
         raise
 
 
-def _collect(
-    work: Path, parts: list[Part], warn: Callable[[str], object]
-) -> tuple[np.ndarray, list[int], dict[int, str]]:
-    rows, kept, failures = [], [], {}
+def _collect(work: Path, parts: list[Part], warn: Callable[[str], object]) -> EmbeddedImages:
+    rows, result = [], EmbeddedImages(np.zeros((0, 0), np.float32))
     for part in parts:
         with np.load(work / part.file_name) as data:
             rows.append(data["rows"])
             info = json.loads(str(data["info"]))
-        kept += info["kept"]
-        for index, reason in info["failures"].items():
-            failures[int(index)] = reason
-            warn(f"skipped: {reason}")
-    return np.concatenate(rows), kept, failures
+        result.kept += info["kept"]
+        for kind, found in (("failures", result.failures), ("retry", result.retry)):
+            for index, reason in info.get(kind, {}).items():
+                found[int(index)] = reason
+                warn(f"skipped: {reason}" + (" (tried again next run)" if kind == "retry" else ""))
+    result.embeddings = np.concatenate(rows)
+    return result

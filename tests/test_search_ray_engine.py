@@ -73,15 +73,16 @@ def test_ray_engine_matches_the_local_engine_and_resumes_a_killed_run(
     assert 2 <= len(parts) <= 3  # the batches reported done are on disk, maybe one more
 
     messages = []
-    rows, kept, failures = embed_image_files_ray(
+    result = embed_image_files_ray(
         str(model_dir), None, paths, BATCH, index_folder, RayOptions(), messages.append
     )
+    rows, kept, failures = result.embeddings, result.kept, result.failures
     assert messages[0] == f"resuming: {len(parts)} of 3 batches already embedded"
-    assert kept == local[1] and len(kept) == len(set(kept)) == 8
-    assert failures == local[2] and list(failures) == [0]  # bozuk.jpg sorts first
+    assert kept == local.kept and len(kept) == len(set(kept)) == 8
+    assert failures == local.failures and list(failures) == [0]  # bozuk.jpg sorts first
     assert "bozuk.jpg" in failures[0] and messages[1] == f"skipped: {failures[0]}"
-    assert rows.shape == local[0].shape
-    np.testing.assert_allclose(rows, local[0], atol=1e-5)
+    assert rows.shape == local.embeddings.shape
+    np.testing.assert_allclose(rows, local.embeddings, atol=1e-5)
 
 
 def test_index_with_ray_writes_the_local_engines_index_and_updates_incrementally(
@@ -104,7 +105,7 @@ def test_index_with_ray_writes_the_local_engines_index_and_updates_incrementally
     try:
         assert cli.main([str(arg) for arg in [*base, "--index", ray, "--engine", "ray"]]) == 0
         model = load_model(str(model_dir), None)
-        expected = cli.embed_image_files(model, [extra], BATCH, True)[0][0]
+        expected = cli.embed_image_files(model, [extra], BATCH, True).embeddings[0]
     finally:
         extra.unlink()
     assert "9 images (1 added, 0 updated, 0 removed, 8 unchanged, 1 unreadable)" in (
