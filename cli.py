@@ -464,24 +464,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _non_negative_float(text: str) -> float:
+def _non_negative_float(text: str, unit: str = "a number") -> float:
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
+        raise argparse.ArgumentTypeError(f"must be {unit} >= 0, got {text}")
     return value
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
-    return value
+    return _non_negative_float(text, "a number of seconds")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,9 +26,9 @@ from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F4
 from .processing import (
     HUB_KWARGS,
     TurkishCLIPProcessor,
-    check_batch_size,
     length_sorted_batches,
     pad_token_ids,
+    pixel_batches,
     prepare_texts,
 )
 
@@ -305,18 +305,11 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
 
         Images are opened batch by batch, so a long list of paths never sits in memory at once.
         """
-        processor = processor or self.processor
-        if isinstance(images, SINGLE_IMAGE_TYPES):
-            images = [images]
-        images = list(images)
-        if not images:
-            raise ValueError("encode_image got an empty list of images")
-        check_batch_size(batch_size)
-        rows = []
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size]
-            pixels = processor.image_processor(batch, return_tensors="pt", first_index=start)
-            rows.append(self.embed_pixel_values(pixels["pixel_values"].to(self.device)))
+        image_processor = (processor or self.processor).image_processor
+        rows = [
+            self.embed_pixel_values(pixels.to(self.device))
+            for pixels in pixel_batches(images, batch_size, image_processor)
+        ]
         return self._finish(torch.cat(rows), normalize, return_numpy)
 
     @torch.inference_mode()

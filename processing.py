@@ -14,7 +14,7 @@ from transformers.models.auto.tokenization_auto import (
 )
 
 # transformers 4 copies only the direct relative imports of a module from a local folder.
-from .image_loading import load_image  # noqa: F401
+from .image_loading import SINGLE_IMAGE_TYPES, load_image  # noqa: F401
 from .image_processing_turkish_clip import OPTIONS as IMAGE_OPTIONS
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor
 
@@ -252,6 +252,23 @@ def length_sorted_batches(token_ids: list[list[int]], batch_size: int) -> Iterat
     order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
+
+
+def pixel_batches(
+    images: object, batch_size: int, image_processor: TurkishCLIPImageProcessor
+) -> Iterator[torch.Tensor]:
+    """`pixel_values` of one image or a list of them, `batch_size` at a time: images are opened
+    batch by batch, so a long list of paths never sits in memory at once. Every backend's
+    `encode_image` batches with this one function."""
+    if isinstance(images, SINGLE_IMAGE_TYPES):
+        images = [images]
+    images = list(images)
+    if not images:
+        raise ValueError("encode_image got an empty list of images")
+    check_batch_size(batch_size)
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        yield image_processor(batch, return_tensors="pt", first_index=start)["pixel_values"]
 
 
 def check_batch_size(batch_size: int) -> None:

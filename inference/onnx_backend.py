@@ -26,12 +26,11 @@ from conversion.onnx_export import (
 )
 from turkish_clip import TurkishCLIPConfig, TurkishCLIPProcessor
 from turkish_clip.configuration_turkish_clip import check_templates, fill_templates
-from turkish_clip.image_loading import SINGLE_IMAGE_TYPES
 from turkish_clip.modeling_turkish_clip import ensemble_prompt_embeddings
 from turkish_clip.processing import (
-    check_batch_size,
     length_sorted_batches,
     pad_token_ids,
+    pixel_batches,
     prepare_texts,
 )
 
@@ -112,18 +111,11 @@ class OnnxTurkishCLIP:
         return_numpy: bool = False,
     ) -> torch.Tensor | np.ndarray:
         """As `TurkishCLIPModel.encode_image`: one row per image, opened batch by batch."""
-        processor = processor or self.processor
-        if isinstance(images, SINGLE_IMAGE_TYPES):
-            images = [images]
-        images = list(images)
-        if not images:
-            raise ValueError("encode_image got an empty list of images")
-        check_batch_size(batch_size)
-        rows = []
-        for start in range(0, len(images), batch_size):
-            batch = images[start : start + batch_size]
-            pixels = processor.image_processor(batch, return_tensors="pt", first_index=start)
-            rows.append(self.embed_pixels(pixels["pixel_values"].numpy()))
+        image_processor = (processor or self.processor).image_processor
+        rows = [
+            self.embed_pixels(pixels.numpy())
+            for pixels in pixel_batches(images, batch_size, image_processor)
+        ]
         return _finish(np.concatenate(rows), normalize, return_numpy)
 
     def encode_labels(
