@@ -22,7 +22,8 @@ DEFAULT_CACHE = Path.home() / ".cache" / "turkish-clip" / "teacher-targets"
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from training.loop import TrainingOptions, train  # heavy imports after --help
+    from training.loop import train  # heavy imports after --help
+    from training.options import TrainingOptions
 
     try:
         options = TrainingOptions(

@@ -1,7 +1,8 @@
 """Images/s of the index's two embedding engines on the same folder: this process, and Ray Data.
 
-    python benchmarks/embedding_engines.py          # full-size random-weight model, 192 photos
-    python benchmarks/embedding_engines.py --quick  # tiny model, 24 photos: checks that it runs
+    python benchmarks/embedding_engines.py               # full-size random-weight model, 480 photos
+    python benchmarks/embedding_engines.py --photos 192  # another folder size
+    python benchmarks/embedding_engines.py --quick       # tiny model, 24 photos: that it runs
 
 Ray runs on this machine with all its CPUs. Its time is split into what a run pays once (starting
 Ray; starting the actor, loading the model and the first batch) and its steady rate after the
@@ -65,9 +66,10 @@ def ray_run(
     return total, first, rate
 
 
-def measure(quick: bool, directory: Path) -> list[Row]:
+def measure(quick: bool, photos: int | None, directory: Path) -> list[Row]:
     batch = 4 if quick else 32
-    scale = dataclasses.replace(QUICK if quick else FULL, photos=6 * batch)
+    count = photos or (6 * batch if quick else 15 * batch)
+    scale = dataclasses.replace(QUICK if quick else FULL, photos=count)
     folder = save_model_folder(build_model(scale), build_processor(scale), directory / "model")
     (directory / "photos").mkdir()
     photos = make_photos(directory / "photos", scale)
@@ -108,6 +110,7 @@ def measure(quick: bool, directory: Path) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny model, 24 photos: a smoke test")
+    parser.add_argument("--photos", type=int, metavar="N", help="folder size (default 480)")
     args = parser.parse_args()
     from transformers.utils import logging as hf_logging
 
@@ -115,7 +118,7 @@ def main() -> None:
     hf_logging.disable_progress_bar()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as directory:
-        rows = measure(args.quick, Path(directory))
+        rows = measure(args.quick, args.photos, Path(directory))
     size = "tiny (--quick)" if args.quick else "full-size"
     print_table(rows, f"Embedding engines, {size} model with random weights")
     print(f"\n1-minute load average before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")

@@ -10,7 +10,7 @@ from huggingface_hub import ModelCardData
 from training.evaluation import format_table
 
 if TYPE_CHECKING:
-    from training.loop import TrainingOptions
+    from training.options import TrainingOptions
 
 
 def training_card(options: TrainingOptions, report: dict, train_count: int, eval_count: int) -> str:
