@@ -1,0 +1,28 @@
+"""benchmarks/gpu.py runs end to end (on the CPU here, tiny model); speed is never asserted."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "gpu.py"
+
+
+def test_quick_run_on_the_cpu_prints_every_rate() -> None:
+    command = [sys.executable, str(SCRIPT), "--quick", "--device", "cpu", "--batch-size", "4"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "CPU, tiny model, float32, batch 4"
+    for name in ("text embeddings/s", "image embeddings/s", "training samples/s"):
+        [line] = [line for line in lines if line.strip().startswith(name)]
+        assert float(line.split()[-1].replace(",", "")) > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU to run on")
+def test_asking_for_a_gpu_where_there_is_none_is_a_usage_error() -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and "no GPU here" in done.stderr
