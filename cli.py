@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.inputs import read_captions, read_class_labels
-from evaluation.metrics import RECALL_KS, classification_metrics, retrieval_recall
+from evaluation.metrics import RECALL_KS
+from evaluation.zero_shot import caption_report, class_images, classification_report
 from inference.loading import (
     BACKENDS,
     DEFAULT_MODEL,
@@ -293,43 +294,28 @@ def _evaluate_folder(args: argparse.Namespace) -> int:
         raise CLIError(f"{root} needs at least two class subfolders, found {len(folders)}")
     labels = read_class_labels(root, folders)
     ensemble = _templates(args.template) or TURKISH_TEMPLATES
-    paths, targets = [], []
-    for target, name in enumerate(folders):
-        found = sorted(scan_images(root / name))
-        paths += [root / name / path for path in found]
-        targets += [target] * len(found)
+    paths, targets = class_images(root, folders, scan_images)
     if not paths:
         raise CLIError(f"no images in the class folders of {root}")
     model = _load_named_model(args)
     embedded = embed_image_files(model, paths, args.batch_size, args.quiet)
-    image_embeds, kept = embedded.embeddings, embedded.kept
-    failures = {**embedded.failures, **embedded.retry}
-    if not kept:
+    if not embedded.kept:
         raise CLIError(f"none of the {len(paths)} images in {root} could be read")
-    targets = np.asarray(targets)[kept]
-    label_list = [labels[name] for name in folders]
-    k = min(5, len(folders))
-    report = {"dataset": str(root), "images": len(kept), "classes": len(folders), "k": k}
-    report["unreadable"] = list(failures.values())
-    for name, templates in (("single", [model.config.default_template]), ("ensemble", ensemble)):
-        label_embeds = model.encode_labels(
-            label_list, templates, batch_size=args.batch_size, return_numpy=True
-        )
-        metrics = classification_metrics(image_embeds @ label_embeds.T, targets, k)
-        report[name] = _name_classes(metrics, folders, label_list, templates)
+    report = {"dataset": str(root)} | classification_report(
+        model,
+        embedded.embeddings,
+        np.asarray(targets)[embedded.kept],
+        folders,
+        [labels[name] for name in folders],
+        ensemble,
+        args.batch_size,
+    )
+    report["unreadable"] = list({**embedded.failures, **embedded.retry}.values())
     if args.json:
         print(json_line(report))
     else:
         _print_accuracy(report)
     return 0
-
-
-def _name_classes(metrics: dict, folders: list[str], labels: list[str], templates: list) -> dict:
-    for index, entry in enumerate(metrics["per_class"]):
-        entry.update(folder=folders[index], label=labels[index])
-    for entry in metrics["confusions"]:
-        entry.update(true=labels[entry["true"]], predicted=labels[entry["predicted"]])
-    return dict(metrics, templates=list(templates))
 
 
 def _print_accuracy(report: dict) -> None:
@@ -364,24 +350,23 @@ def _evaluate_captions(args: argparse.Namespace) -> int:
     images = list(dict.fromkeys(path for path, _ in pairs))
     model = _load_named_model(args)
     embedded = embed_image_files(model, images, args.batch_size, args.quiet)
-    image_embeds, kept = embedded.embeddings, embedded.kept
-    failures = {**embedded.failures, **embedded.retry}
-    if not kept:
+    if not embedded.kept:
         raise CLIError(f"none of the {len(images)} images in {args.captions} could be read")
-    row_of = {images[index]: row for row, index in enumerate(kept)}
-    pairs = [(path, caption) for path, caption in pairs if path in row_of]
-    text_embeds = embed_texts(model, [caption for _, caption in pairs], args.batch_size, args.quiet)
-    caption_images = np.asarray([row_of[path] for path, _ in pairs])
-    recall = retrieval_recall(text_embeds @ image_embeds.T, caption_images)
-    report = {"captions": len(pairs), "images": len(kept), **recall}
-    report["unreadable"] = list(failures.values())
+    report = caption_report(
+        images,
+        embedded.kept,
+        embedded.embeddings,
+        pairs,
+        lambda captions: embed_texts(model, captions, args.batch_size, args.quiet),
+    )
+    report["unreadable"] = list({**embedded.failures, **embedded.retry}.values())
     if args.json:
         print(json_line(report))
         return 0
-    print(f"{printable(args.captions)}: {len(pairs)} captions, {len(kept)} images")
+    print(f"{printable(args.captions)}: {report['captions']} captions, {report['images']} images")
     print(f"{'':14s}" + "".join(f"{f'R@{k}':>8s}" for k in RECALL_KS))
     for name, key in (("text -> image", "text_to_image"), ("image -> text", "image_to_text")):
-        print(f"{name:14s}" + "".join(f"{value:8.1%}" for value in recall[key].values()))
+        print(f"{name:14s}" + "".join(f"{value:8.1%}" for value in report[key].values()))
     return 0
 
 

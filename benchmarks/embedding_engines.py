@@ -1,6 +1,6 @@
 """Images/s of the index's two embedding engines on the same folder: this process, and Ray Data.
 
-    python benchmarks/embedding_engines.py               # full-size random-weight model, 480 photos
+    python benchmarks/embedding_engines.py               # full-size random-weight model, 960 photos
     python benchmarks/embedding_engines.py --photos 192  # another folder size
     python benchmarks/embedding_engines.py --quick       # tiny model, 24 photos: that it runs
 
@@ -68,7 +68,7 @@ def ray_run(
 
 def measure(quick: bool, photos: int | None, directory: Path) -> list[Row]:
     batch = 4 if quick else 32
-    count = photos or (6 * batch if quick else 15 * batch)
+    count = photos or (6 * batch if quick else 30 * batch)
     scale = dataclasses.replace(QUICK if quick else FULL, photos=count)
     folder = save_model_folder(build_model(scale), build_processor(scale), directory / "model")
     (directory / "photos").mkdir()
@@ -110,7 +110,7 @@ def measure(quick: bool, photos: int | None, directory: Path) -> list[Row]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny model, 24 photos: a smoke test")
-    parser.add_argument("--photos", type=int, metavar="N", help="folder size (default 480)")
+    parser.add_argument("--photos", type=int, metavar="N", help="folder size (default 960)")
     args = parser.parse_args()
     from transformers.utils import logging as hf_logging
 
