@@ -17,6 +17,7 @@ from search.locking import index_lock
 with index_lock(Path({folder!r}), wait=0):
     print("held", flush=True)
     time.sleep(float(sys.argv[1]))
+    (Path({folder!r}) / "released").write_text("")  # the last thing done under the lock
 """
 
 
@@ -42,7 +43,8 @@ def test_another_process_holding_the_lock_is_named_and_waited_for(tmp_path: Path
         start = time.monotonic()
         with index_lock(tmp_path, wait=30, on_wait=notes.append):
             waited = time.monotonic() - start
-        assert holder.poll() is not None  # acquired only once the holder was gone
+            assert (tmp_path / "released").exists()  # acquired only once the holder let go
+        assert holder.wait(timeout=30) == 0
         assert len(notes) == 1 and "waiting for another update" in notes[0]
         assert waited > 0.1
     finally:

@@ -128,6 +128,7 @@ def test_clicking_a_result_finds_images_like_it(page) -> None:
 def test_classify_shows_every_label_with_a_percentage(page, site) -> None:
     page.get_by_role("tab", name="Classify").click()
     page.set_input_files("#classify-upload input[type=file]", str(site[1] / "kedi.jpg"))
+    page.wait_for_selector('#classify-upload [aria-label="kedi.jpg"]')  # uploaded
     page.fill("#labels textarea", "kedi, köpek, araba, İstanbul")
     page.get_by_label("Turkish template ensemble").check()
     page.click("#classify-button")
@@ -147,6 +148,7 @@ def test_corrupt_upload_shows_an_error_message(page, tmp_path) -> None:
     page.get_by_role("tab", name="Classify").click()
     bad = corrupt_jpeg(tmp_path / "bozuk.jpg")
     page.set_input_files("#classify-upload input[type=file]", str(bad))
+    page.wait_for_selector('#classify-upload [aria-label="bozuk.jpg"]')  # uploaded
     page.click("#classify-button")
     message = page.locator("#classify-message")
     message.filter(has_text="bozuk.jpg").wait_for()
@@ -229,6 +231,7 @@ def test_without_an_index_only_classify_is_shown(browser, site, tmp_path) -> Non
         assert tab.locator("#query").count() == 0
         tab.get_by_text("Demo photos").wait_for()
         tab.get_by_text("myspc.jpeg").first.click()  # the example fills the photo input
+        tab.wait_for_selector('#classify-upload [aria-label="myspc.jpeg"]')
         tab.fill("#labels textarea", "kedi, köpek")
         tab.click("#classify-button")
         tab.wait_for_selector("#probabilities .confidence-set")
