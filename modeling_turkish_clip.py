@@ -103,6 +103,81 @@ class MeanPooler(nn.Module):
         return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
 
+class TurkishCLIPEncoding:
+    """Python strings and images in, embeddings out: `encode_text`, `encode_image`,
+    `encode_labels`. One implementation for every backend; a backend provides `processor`,
+    `config`, `device`, `embed_token_ids` and `embed_pixel_values` (plain tensors)."""
+
+    @torch.inference_mode()
+    def encode_text(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int = 32,
+        normalize: bool = True,
+        processor: TurkishCLIPProcessor | None = None,
+        return_numpy: bool = False,
+    ) -> torch.Tensor | np.ndarray:
+        """Embeds Turkish texts, one row per text in input order.
+
+        Texts are tokenised once, then run in batches of similar length so that short texts are
+        not padded to the longest one in the list.
+        """
+        processor = processor or self.processor
+        token_ids = processor.tokenize(texts)
+        embeddings = self.embed_token_ids(
+            token_ids, processor.tokenizer.pad_token_id, batch_size=batch_size
+        )
+        return self._finish(embeddings, normalize, return_numpy)
+
+    @torch.inference_mode()
+    def encode_image(
+        self,
+        images: Image.Image | str | Path | Iterable,
+        batch_size: int = 32,
+        normalize: bool = True,
+        processor: TurkishCLIPProcessor | None = None,
+        return_numpy: bool = False,
+    ) -> torch.Tensor | np.ndarray:
+        """Embeds images (PIL images, paths, bytes or arrays), one row per image in input order.
+
+        Images are opened batch by batch, so a long list of paths never sits in memory at once.
+        """
+        image_processor = (processor or self.processor).image_processor
+        rows = [
+            self.embed_pixel_values(pixels.to(self.device))
+            for pixels in pixel_batches(images, batch_size, image_processor)
+        ]
+        return self._finish(torch.cat(rows), normalize, return_numpy)
+
+    @torch.inference_mode()
+    def encode_labels(
+        self,
+        labels: str | Sequence[str],
+        templates: str | Sequence[str] | None = None,
+        batch_size: int = 32,
+        processor: TurkishCLIPProcessor | None = None,
+        return_numpy: bool = False,
+    ) -> torch.Tensor | np.ndarray:
+        """Zero-shot label embeddings: each label put into every template, the prompts embedded
+        and ensembled (see `ensemble_prompt_embeddings`). L2-normalised, one row per label.
+
+        `templates` defaults to `config.default_template`; pass `TURKISH_TEMPLATES` to ensemble.
+        """
+        labels = prepare_texts(labels, what="label")
+        templates = check_templates(templates or self.config.default_template)
+        prompts = fill_templates(labels, templates)
+        embeds = self.encode_text(prompts, batch_size, normalize=False, processor=processor)
+        return self._finish(ensemble_prompt_embeddings(embeds, len(labels)), False, return_numpy)
+
+    def _finish(
+        self, embeddings: torch.Tensor, normalize: bool, return_numpy: bool
+    ) -> torch.Tensor | np.ndarray:
+        embeddings = embeddings.float()
+        if normalize:
+            embeddings = nn.functional.normalize(embeddings, dim=-1)
+        return embeddings.cpu().numpy() if return_numpy else embeddings
+
+
 class TurkishCLIPPreTrainedModel(PreTrainedModel):
     config_class = TurkishCLIPConfig
     base_model_prefix = "turkish_clip"
@@ -129,7 +204,7 @@ class TurkishCLIPPreTrainedModel(PreTrainedModel):
             init.normal_(module.visual_projection.weight, std=self.config.initializer_range)
 
 
-class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
+class TurkishCLIPModel(TurkishCLIPPreTrainedModel, TurkishCLIPEncoding):
     """Embeds Turkish text and images into one space where cosine similarity ranks matches.
 
     The text side is the original project's: the text encoder's token states (DistilBERT's in the
@@ -269,69 +344,6 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
             vision_model_output=vision_outputs,
         )
 
-    # Convenience API: Python strings and images in, embeddings out.
-
-    @torch.inference_mode()
-    def encode_text(
-        self,
-        texts: str | Sequence[str],
-        batch_size: int = 32,
-        normalize: bool = True,
-        processor: TurkishCLIPProcessor | None = None,
-        return_numpy: bool = False,
-    ) -> torch.Tensor | np.ndarray:
-        """Embeds Turkish texts, one row per text in input order.
-
-        Texts are tokenised once, then run in batches of similar length so that short texts are
-        not padded to the longest one in the list.
-        """
-        processor = processor or self.processor
-        token_ids = processor.tokenize(texts)
-        embeddings = self.embed_token_ids(
-            token_ids, processor.tokenizer.pad_token_id, batch_size=batch_size
-        )
-        return self._finish(embeddings, normalize, return_numpy)
-
-    @torch.inference_mode()
-    def encode_image(
-        self,
-        images: Image.Image | str | Path | Iterable,
-        batch_size: int = 32,
-        normalize: bool = True,
-        processor: TurkishCLIPProcessor | None = None,
-        return_numpy: bool = False,
-    ) -> torch.Tensor | np.ndarray:
-        """Embeds images (PIL images, paths, bytes or arrays), one row per image in input order.
-
-        Images are opened batch by batch, so a long list of paths never sits in memory at once.
-        """
-        image_processor = (processor or self.processor).image_processor
-        rows = [
-            self.embed_pixel_values(pixels.to(self.device))
-            for pixels in pixel_batches(images, batch_size, image_processor)
-        ]
-        return self._finish(torch.cat(rows), normalize, return_numpy)
-
-    @torch.inference_mode()
-    def encode_labels(
-        self,
-        labels: str | Sequence[str],
-        templates: str | Sequence[str] | None = None,
-        batch_size: int = 32,
-        processor: TurkishCLIPProcessor | None = None,
-        return_numpy: bool = False,
-    ) -> torch.Tensor | np.ndarray:
-        """Zero-shot label embeddings: each label put into every template, the prompts embedded
-        and ensembled (see `ensemble_prompt_embeddings`). L2-normalised, one row per label.
-
-        `templates` defaults to `config.default_template`; pass `TURKISH_TEMPLATES` to ensemble.
-        """
-        labels = prepare_texts(labels, what="label")
-        templates = check_templates(templates or self.config.default_template)
-        prompts = fill_templates(labels, templates)
-        embeds = self.encode_text(prompts, batch_size, normalize=False, processor=processor)
-        return self._finish(ensemble_prompt_embeddings(embeds, len(labels)), False, return_numpy)
-
     def embed_token_ids(
         self, token_ids: list[list[int]], pad_token_id: int, batch_size: int = 32
     ) -> torch.Tensor:
@@ -396,14 +408,6 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel):
     @processor.setter
     def processor(self, value: TurkishCLIPProcessor) -> None:
         self._processor = value
-
-    def _finish(
-        self, embeddings: torch.Tensor, normalize: bool, return_numpy: bool
-    ) -> torch.Tensor | np.ndarray:
-        embeddings = embeddings.float()
-        if normalize:
-            embeddings = nn.functional.normalize(embeddings, dim=-1)
-        return embeddings.cpu().numpy() if return_numpy else embeddings
 
 
 def build_text_model(text_config: PretrainedConfig) -> PreTrainedModel:

@@ -22,17 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from benchmarks.run import TINY_VISION  # noqa: E402
 from benchmarks.training import TINY, training_samples_per_second  # noqa: E402
 from turkish_clip import TurkishCLIPConfig, TurkishCLIPModel  # noqa: E402
-
-TINY_VISION = dict(
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    image_size=32,
-    patch_size=8,
-)
 
 
 def per_second(run: Callable[[], object], items: int, repeats: int, device: str) -> float:

@@ -9,12 +9,11 @@ only here, and only when a model is loaded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from conversion.onnx_export import (
     LOGIT_SCALE_KEY,
@@ -25,12 +24,11 @@ from conversion.onnx_export import (
     VISION_INT8_FILE,
 )
 from turkish_clip import TurkishCLIPConfig, TurkishCLIPProcessor
-from turkish_clip.configuration_turkish_clip import check_templates, fill_templates
-from turkish_clip.modeling_turkish_clip import ensemble_prompt_embeddings
+from turkish_clip.configuration_turkish_clip import check_templates
+from turkish_clip.modeling_turkish_clip import TurkishCLIPEncoding
 from turkish_clip.processing import (
     length_sorted_batches,
     pad_token_ids,
-    pixel_batches,
     prepare_texts,
 )
 
@@ -40,7 +38,7 @@ TEXT_INPUTS = ("input_ids", "attention_mask")
 VISION_INPUTS = ("pixel_values",)
 
 
-class OnnxTurkishCLIP:
+class OnnxTurkishCLIP(TurkishCLIPEncoding):
     """Turkish CLIP on onnxruntime's CPU provider; each tower's session starts on first use."""
 
     def __init__(
@@ -88,54 +86,9 @@ class OnnxTurkishCLIP:
             raise ValueError(f"{self.vision_path} has no {LOGIT_SCALE_KEY!r}: export it again")
         return torch.tensor(float(metadata[LOGIT_SCALE_KEY]))
 
-    def encode_text(
-        self,
-        texts: str | Sequence[str],
-        batch_size: int = 32,
-        normalize: bool = True,
-        processor: TurkishCLIPProcessor | None = None,
-        return_numpy: bool = False,
-    ) -> torch.Tensor | np.ndarray:
-        """As `TurkishCLIPModel.encode_text`: one row per text, in input order."""
-        processor = processor or self.processor
-        token_ids = processor.tokenize(texts)
-        embeddings = self.embed_token_ids(token_ids, processor.tokenizer.pad_token_id, batch_size)
-        return _finish(embeddings, normalize, return_numpy)
-
-    def encode_image(
-        self,
-        images: Image.Image | str | Path | Iterable,
-        batch_size: int = 32,
-        normalize: bool = True,
-        processor: TurkishCLIPProcessor | None = None,
-        return_numpy: bool = False,
-    ) -> torch.Tensor | np.ndarray:
-        """As `TurkishCLIPModel.encode_image`: one row per image, opened batch by batch."""
-        image_processor = (processor or self.processor).image_processor
-        rows = [
-            self.embed_pixels(pixels.numpy())
-            for pixels in pixel_batches(images, batch_size, image_processor)
-        ]
-        return _finish(np.concatenate(rows), normalize, return_numpy)
-
-    def encode_labels(
-        self,
-        labels: str | Sequence[str],
-        templates: str | Sequence[str] | None = None,
-        batch_size: int = 32,
-        processor: TurkishCLIPProcessor | None = None,
-        return_numpy: bool = False,
-    ) -> torch.Tensor | np.ndarray:
-        """As `TurkishCLIPModel.encode_labels`: prompt-ensembled, L2-normalised label rows."""
-        labels = prepare_texts(labels, what="label")
-        templates = check_templates(templates or self.config.default_template)
-        prompts = fill_templates(labels, templates)
-        embeds = self.encode_text(prompts, batch_size, normalize=False, processor=processor)
-        return _finish(ensemble_prompt_embeddings(embeds, len(labels)), False, return_numpy)
-
     def embed_token_ids(
         self, token_ids: list[list[int]], pad_token_id: int, batch_size: int = 32
-    ) -> np.ndarray:
+    ) -> torch.Tensor:
         """Projected text embeddings for already tokenised texts, batched by length."""
         out = np.empty((len(token_ids), self.config.projection_dim), dtype=np.float32)
         for index in length_sorted_batches(token_ids, batch_size):
@@ -143,7 +96,7 @@ class OnnxTurkishCLIP:
             out[index] = self._run(
                 self.text_path, input_ids=input_ids.numpy(), attention_mask=attention_mask.numpy()
             )
-        return out
+        return torch.from_numpy(out)
 
     def embed_pixel_values(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """As `TurkishCLIPModel.embed_pixel_values`: projected embeddings, a plain tensor."""
@@ -193,13 +146,6 @@ def _download(repo_id: str, revision: str | None, int8: bool) -> Path:
     names = (TEXT_INT8_FILE, VISION_INT8_FILE) if int8 else (TEXT_FILE, VISION_FILE)
     patterns = [*HUB_PATTERNS, *(f"{ONNX_DIR}/{name}" for name in names)]
     return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
-
-
-def _finish(embeddings, normalize: bool, return_numpy: bool) -> torch.Tensor | np.ndarray:
-    embeddings = torch.as_tensor(embeddings).float()
-    if normalize:
-        embeddings = torch.nn.functional.normalize(embeddings, dim=-1)
-    return embeddings.numpy() if return_numpy else embeddings
 
 
 class OnnxZeroShotClassifier:
