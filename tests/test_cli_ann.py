@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import save_tiny_model_folder
-from PIL import Image
+from builders import noise_image, save_tiny_model_folder
 
 import cli
 from search.image_index import load_index
@@ -22,8 +21,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("photos")
     for number in range(12):
-        pixels = np.random.default_rng(number).integers(0, 256, (40, 48, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(root / f"foto{number:02d}.png")
+        noise_image(root / f"foto{number:02d}.png", number)
     return root
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import save_tiny_model_folder
+from builders import noise_image, save_tiny_model_folder
 from PIL import Image
 
 import cli
@@ -39,10 +39,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight noise images in two folders and one file that is not an image."""
     root = tmp_path_factory.mktemp("photos")
     for number in range(8):
-        pixels = np.random.default_rng(number).integers(0, 256, (40, 48, 3), dtype=np.uint8)
-        path = root / ("sub" if number % 2 else "") / f"foto{number}.png"
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(pixels).save(path)
+        noise_image(root / ("sub" if number % 2 else "") / f"foto{number}.png", number)
     (root / "bozuk.jpg").write_bytes(b"not a jpeg")
     return root
 
