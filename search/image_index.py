@@ -1,5 +1,4 @@
-"""An on-disk index of image embeddings: its format, reading it safely, writing it atomically,
-and exact search.
+"""An on-disk index of image embeddings: its format, reading it safely, writing it atomically.
 
 Format (version 2), in the index folder:
 - meta.json: format, version, model, revision, fingerprint (hashes of the weights and of the
@@ -54,13 +53,6 @@ class Index:
     meta: dict
     files: list[dict]  # one {"path", "size", "mtime_ns"} per row of `embeddings`
     embeddings: np.ndarray
-
-
-def top_matches(embeddings: np.ndarray, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """Rows with the highest cosine similarity to `query`; both sides are L2-normalised."""
-    scores = embeddings @ query
-    order = np.argsort(-scores, kind="stable")[:k]
-    return [(int(row), float(scores[row])) for row in order]
 
 
 def check_index_folder(folder: Path) -> None:

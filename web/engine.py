@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from inference.loading import DEFAULT_MODEL, choose_model, load_model, model_source
-from search.image_index import Index, load_index, top_matches
+from search.ann import exact_search
+from search.image_index import Index, load_index
 
 
 class AppInputError(ValueError):
@@ -90,9 +91,10 @@ def load_app_model(
 
 def search_index(app: AppModel, query: np.ndarray, top_k: int) -> list[Match]:
     index = app.index
+    scores, rows = exact_search(index.embeddings, query, top_k)
     return [
-        Match(row, index.files[row]["path"], score)
-        for row, score in top_matches(index.embeddings, query, top_k)
+        Match(int(row), index.files[row]["path"], float(score))
+        for row, score in zip(rows[0], scores[0])
     ]
 
 
