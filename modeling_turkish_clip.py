@@ -438,6 +438,30 @@ def ensemble_prompt_embeddings(prompt_embeds: torch.Tensor, n_labels: int) -> to
     return nn.functional.normalize(mean, dim=-1)
 
 
+def zero_shot_scores(
+    image_embeds: torch.Tensor,
+    label_embeds: torch.Tensor,
+    logit_scale: torch.Tensor,
+    logit_bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The one zero-shot scoring rule: `(images, labels)` scores from L2-normalised embeddings.
+
+    `logit_scale` is the learnt log-temperature, as the model stores it. Without a `logit_bias`
+    (CLIP) the scores of an image are a softmax over the labels of `exp(logit_scale) * cos`, and
+    sum to one. With one (SigLIP) each label is scored on its own, as transformers' `SiglipModel`
+    and its zero-shot pipeline do: `sigmoid(exp(logit_scale) * cos + logit_bias)`. The pipeline,
+    the onnxruntime backend, the command line, evaluation and the web page all score through here.
+    """
+    image_embeds = torch.as_tensor(image_embeds).float()
+    label_embeds = torch.as_tensor(label_embeds).float().to(image_embeds.device)
+    scale = torch.as_tensor(logit_scale).detach().float().to(image_embeds.device).exp()
+    logits = image_embeds @ label_embeds.t() * scale
+    if logit_bias is None:
+        return logits.softmax(dim=-1)
+    bias = torch.as_tensor(logit_bias).detach().float().to(image_embeds.device)
+    return torch.sigmoid(logits + bias)
+
+
 def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
     """CLIP's symmetric contrastive loss (transformers' `clip_loss`): pair `i` is text `i` with
     image `i`; the mean of the text-to-image and image-to-text cross-entropies."""

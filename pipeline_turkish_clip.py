@@ -18,7 +18,7 @@ from .image_loading import DEFAULT_MAX_PIXELS, URL_TIMEOUT_SECONDS, load_image
 
 # transformers 4 copies only the direct relative imports of a module from a local folder.
 from .image_processing_turkish_clip import TurkishCLIPImageProcessor  # noqa: F401
-from .modeling_turkish_clip import ensemble_prompt_embeddings
+from .modeling_turkish_clip import ensemble_prompt_embeddings, zero_shot_scores
 from .processing import prepare_texts, tokenize_texts
 
 LABEL_CACHE_SIZE = 4096
@@ -107,10 +107,11 @@ class TurkishCLIPZeroShotPipeline(Pipeline):
         text_embeds = self.label_embeddings(candidate_labels, templates)
         image_embeds = self.model.embed_pixel_values(model_inputs["pixel_values"].to(self.device))
         image_embeds = nn.functional.normalize(image_embeds.float(), dim=-1)
-        return {"logits": image_embeds @ text_embeds.t() * self.model.logit_scale.exp().float()}
+        bias = getattr(self.model, "logit_bias", None)
+        return {"scores": zero_shot_scores(image_embeds, text_embeds, self.model.logit_scale, bias)}
 
     def postprocess(self, model_outputs, candidate_labels=None, top_k=None):
-        scores = model_outputs["logits"][0].softmax(dim=-1).tolist()
+        scores = model_outputs["scores"][0].tolist()
         ranked = sorted(zip(scores, candidate_labels), key=lambda pair: -pair[0])
         return [{"score": score, "label": label} for score, label in ranked[:top_k]]
 

@@ -25,7 +25,7 @@ from conversion.onnx_export import (
 )
 from turkish_clip import TurkishCLIPConfig, TurkishCLIPProcessor
 from turkish_clip.configuration_turkish_clip import check_templates
-from turkish_clip.modeling_turkish_clip import TurkishCLIPEncoding
+from turkish_clip.modeling_turkish_clip import TurkishCLIPEncoding, zero_shot_scores
 from turkish_clip.processing import (
     length_sorted_batches,
     pad_token_ids,
@@ -149,8 +149,8 @@ def _download(repo_id: str, revision: str | None, int8: bool) -> Path:
 
 
 class OnnxZeroShotClassifier:
-    """What `cli.py classify` needs of the zero-shot pipeline, on the ONNX backend: scores are
-    softmax(exp(logit_scale) * cosine), as the pipeline computes them, and the label embeddings
+    """What `cli.py classify` needs of the zero-shot pipeline, on the ONNX backend: scores come
+    from the pipeline's own `zero_shot_scores`, and the label embeddings
     of the last label set are kept, as a folder of photos is classified against the same labels."""
 
     def __init__(self, model: OnnxTurkishCLIP):
@@ -174,7 +174,8 @@ class OnnxZeroShotClassifier:
             self._label_embeds = self.model.encode_labels(labels, templates)
             self._labels = (tuple(labels), templates)
         image_embeds = self.model.encode_image([image])
-        logits = image_embeds @ self._label_embeds.T * self.model.logit_scale.exp()
-        scores = logits[0].softmax(dim=-1).tolist()
+        bias = getattr(self.model, "logit_bias", None)
+        scores = zero_shot_scores(image_embeds, self._label_embeds, self.model.logit_scale, bias)
+        scores = scores[0].tolist()
         ranked = sorted(zip(scores, labels), key=lambda pair: -pair[0])
         return [{"score": score, "label": label} for score, label in ranked[:top_k]]

@@ -54,10 +54,6 @@ class AppModel:
         with self._lock:
             return self.model.encode_labels(labels, templates, return_numpy=True)
 
-    @property
-    def logit_scale(self) -> float:
-        return float(self.model.logit_scale.detach().exp())
-
 
 def read_index(folder: Path) -> Index:
     """The index in `folder`, refusing a missing or empty one with a message naming it."""
@@ -108,13 +104,15 @@ def row_embedding(app: AppModel, row: int) -> np.ndarray:
 def classify(
     app: AppModel, image, labels: list[str], templates: tuple[str, ...]
 ) -> dict[str, float]:
-    """Label -> probability, as the zero-shot pipeline computes it (scaled cosines, softmax)."""
+    """Label -> score, as the zero-shot pipeline computes it (`zero_shot_scores`)."""
+    from turkish_clip.modeling_turkish_clip import zero_shot_scores
+
     label_embeds = app.label_embeddings(labels, templates)
     image_embed = app.embed_image(image)
-    logits = app.logit_scale * (label_embeds @ image_embed)
-    probs = np.exp(logits - logits.max())
-    probs /= probs.sum()
-    return {label: float(p) for label, p in zip(labels, probs)}
+    model = app.model
+    bias = getattr(model, "logit_bias", None)
+    scores = zero_shot_scores(image_embed[None], label_embeds, model.logit_scale, bias)[0]
+    return {label: float(score) for label, score in zip(labels, scores)}
 
 
 def index_summary(app: AppModel, now: float | None = None) -> dict:
