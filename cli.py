@@ -4,6 +4,7 @@ by Turkish text or by image, and zero-shot evaluation on image folders and capti
     python cli.py classify kedi.jpg --labels kedi köpek kuş
     python cli.py index photos/ --index photos.index
     python cli.py search "sahilde koşan bir köpek" --index photos.index
+    python cli.py duplicates --index photos.index --threshold 0.95
     python cli.py evaluate --images dataset/
 
 torch and transformers are imported only inside the commands, so `--help` answers at once.
@@ -19,19 +20,22 @@ import numpy as np
 from evaluation.inputs import read_captions, read_class_labels
 from evaluation.metrics import RECALL_KS
 from evaluation.zero_shot import caption_report, class_images, classification_report
-from inference.loading import (
-    BACKENDS,
-    DEFAULT_MODEL,
-    choose_model,
-    load_model,
-    load_pipeline,
-    model_source,
+from inference.loading import BACKENDS, DEFAULT_MODEL, ModelSpec, load_model, load_pipeline
+from search.ann import DEFAULT_ANN_THRESHOLD, ANNError, rebuild_ann
+from search.embedding import embed_images
+from search.errors import (
+    BadQueryError,
+    EmptyIndexError,
+    IndexLockedError,
+    NoIndexError,
+    SearchError,
+    WrongFolderError,
+    WrongModelError,
 )
-from search.ann import DEFAULT_ANN_THRESHOLD, exact_search, read_ann, rebuild_ann
-from search.embedding import EmbeddedImages, embed_images
 from search.file_names import name_fields
-from search.fingerprint import fingerprint_differences, model_fingerprint
-from search.image_index import load_index
+from search.filters import PhotoFilter, parse_filter
+from search.library import PhotoLibrary
+from search.photo_index import PhotoHit
 from search.scanning import scan_images
 from search.updating import update_index
 from terminal.escaping import json_line, printable
@@ -39,6 +43,25 @@ from terminal.escaping import json_line, printable
 
 class CLIError(Exception):
     """Bad input, reported as one line on stderr without a traceback."""
+
+
+# What to do about each of the core's errors, in this command line's terms.
+HINTS = {
+    NoIndexError: "build one with `cli.py index FOLDER --index INDEX`",
+    WrongModelError: "re-embed everything with `cli.py index FOLDER --index INDEX --reembed "
+    "--model MODEL`, or use another --index folder",
+    WrongFolderError: "use another --index folder",
+    IndexLockedError: "try again later, or pass a longer --wait",
+    ANNError: "rebuild it with `cli.py ann --index INDEX`, or search with --exact",
+}
+
+
+def worded(error: SearchError, index: str | None = None) -> str:
+    """The core's message with this command line's hint, naming the --index given."""
+    for kind, hint in HINTS.items():
+        if isinstance(error, kind):
+            return f"{_one_line(error)} ({hint.replace('INDEX', index or 'INDEX')})"
+    return _one_line(error)
 
 
 # Files.
@@ -80,9 +103,7 @@ def run_classify(args: argparse.Namespace) -> int:
     templates = _templates(args.template)
     from turkish_clip.image_loading import load_image
 
-    pipe = load_pipeline(
-        args.model or DEFAULT_MODEL, args.revision, args.trust_remote_code, args.backend, args.int8
-    )
+    pipe = load_pipeline(_spec(args))
     max_pixels = pipe.image_processor.max_image_pixels
     options = {"candidate_labels": labels, "top_k": args.top_k}
     if templates:
@@ -119,122 +140,109 @@ def run_index(args: argparse.Namespace) -> int:
         raise CLIError("--ray-address and --gpus-per-worker need --engine ray")
     root = existing_dir(args.folder, "image folder").resolve()
     folder = Path(args.index).expanduser()
-
-    chosen = {}
-
-    def choose(meta: dict | None) -> tuple[str, str | None]:
-        if args.reembed and meta is not None and args.model is not None:
-            chosen["model"] = model_source(args.model), args.revision  # a new model for every row
-        else:
-            chosen["model"] = choose_model(args.model, args.revision, meta)
-        return chosen["model"]
-
-    summary = update_index(
-        folder,
-        root,
-        choose=choose,
-        load=lambda source, revision: _load(args, source, revision),
-        embed=lambda model, paths: _embed_for_index(args, model, chosen["model"], folder, paths),
-        reembed=args.reembed,
-        wait=args.wait,
-        warn=_warn,
-        ann_threshold=args.ann_threshold,
-    )
-    if args.engine == "ray":
-        from search.ray_engine import discard_finished_batches
-
-        discard_finished_batches(folder)
+    engine = _engine(args)
+    with _progress(None, "images", args.quiet) as bar:
+        summary = update_index(
+            folder,
+            root,
+            _spec(args),
+            engine,
+            reembed=args.reembed,
+            wait=args.wait,
+            warn=_warn,
+            progress=lambda images: _advance(bar, images),
+            ann_threshold=args.ann_threshold,
+        )
     if summary.up_to_date:
         print(f"{printable(folder)}: {summary.images} images, up to date")
         return 0
     retry = f", {summary.retry} to retry" if summary.retry else ""
+    described = f", dates and cameras read for {summary.described}" if summary.described else ""
     print(
         f"{printable(folder)}: {summary.images} images ({summary.added} added, "
         f"{summary.updated} updated, {summary.removed} removed, {summary.unchanged} unchanged, "
-        f"{summary.unreadable} unreadable{retry})"
+        f"{summary.unreadable} unreadable{retry}{described})"
     )
     return 0
 
 
-def _embed_for_index(
-    args: argparse.Namespace,
-    model,
-    source: tuple[str, str | None],
-    folder: Path,
-    paths: list[Path],
-) -> EmbeddedImages:
-    """The local engine, or Ray Data (resumable: finished batches wait in the index folder)."""
+def _engine(args: argparse.Namespace):
+    from search.engines import LocalEngine, RayEngine
+
     if args.engine == "local":
-        return embed_image_files(model, paths, args.batch_size, args.quiet)
+        return LocalEngine(args.batch_size)
     try:
-        from search.ray_engine import RayOptions, RayRunError, embed_image_files_ray
+        import ray.data  # noqa: F401
     except ImportError as error:
         raise CLIError(f"--engine ray needs Ray Data ({error}): pip install 'ray[data]'") from None
+    return RayEngine(args.batch_size, args.ray_address, args.gpus_per_worker)
 
-    options = RayOptions(address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
-    with _progress(len(paths), "images", args.quiet) as bar:
-        try:
-            return embed_image_files_ray(
-                *source, paths, args.batch_size, folder, options, _warn, bar.update
-            )
-        except RayRunError as error:
-            raise CLIError(f"{error}; run the same command again to resume") from None
+
+def _advance(bar, images: int) -> None:
+    # A count without a total: the update decides what to embed only once it holds the lock.
+    bar.update(images)
 
 
 def run_search(args: argparse.Namespace) -> int:
     if sum(given is not None for given in (args.query, args.image, args.queries)) != 1:
         raise CLIError("give one of: a text query, --image PATH, --queries FILE")
     queries = _read_queries(args.queries) if args.queries is not None else None
-    folder = Path(args.index).expanduser()
-    index = load_index(folder) if folder.is_dir() else None
-    if index is None:
-        raise CLIError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
-    if not index.files:
-        raise CLIError(f"index {folder} is empty")
-    ann = None if args.exact or "ann" not in index.meta else read_ann(folder, index.meta)
-    model = _load(args, *choose_model(args.model, args.revision, index.meta))
-    _warn_if_model_changed(folder, index.meta, model)
+    photo_filter = _photo_filter(args)
+    library = _open_library(args, use_ann=not args.exact)
     if queries is not None:
-        vectors = embed_texts(model, queries, 32, args.quiet)
+        vectors = embed_texts(library.model, queries, 32, args.quiet)
     elif args.image is None:
-        vectors = model.encode_text([args.query], return_numpy=True)
+        vectors = library.query(text=args.query)[None]
     else:
         from turkish_clip.image_loading import load_image
 
-        max_pixels = model.processor.image_processor.max_image_pixels
-        image = load_image(args.image, max_pixels=max_pixels)
-        vectors = model.encode_image([image], return_numpy=True)
-    if ann is None:
-        scores, rows = exact_search(index.embeddings, vectors, args.top_k)
-    else:
-        scores, rows = ann.search(vectors, args.top_k)
-    root = Path(index.meta["root"])
-    for number, (row_scores, row_ids) in enumerate(zip(scores, rows)):
-        ranked = [
-            {"rank": rank, "path": str(root / index.files[row]["path"]), "score": float(score)}
-            for rank, (row, score) in enumerate(zip(row_ids, row_scores), 1)
-            if row >= 0
-        ]
+        vectors = library.query(image=load_image(args.image, max_pixels=library.max_pixels))[None]
+    found = library.photos().search_many(
+        vectors, args.top_k, photo_filter, args.min_score, args.exact
+    )
+    root = library.photos().root
+    for number, hits in enumerate(found):
+        ranked = [search_result(rank, hit, root) for rank, hit in enumerate(hits, 1)]
         _print_results(queries[number] if queries is not None else None, ranked, args.json)
     return 0
+
+
+def _open_library(args: argparse.Namespace, use_ann: bool = True) -> PhotoLibrary:
+    folder = Path(args.index).expanduser()
+    library = PhotoLibrary.load(_spec(args), folder, use_ann=use_ann)
+    if not library.photos().files:
+        raise EmptyIndexError(f"index {folder} is empty")
+    return library
+
+
+def search_result(rank: int, hit: PhotoHit, root: Path) -> dict:
+    """One result as `search --json` prints it (and the HTTP API returns it, less the rank)."""
+    fields = name_fields(str(root / hit.path))
+    return {"rank": rank, "id": hit.id, **fields, "score": hit.score} | {
+        "taken": hit.taken,
+        "camera": hit.camera,
+    }
+
+
+def _photo_filter(args: argparse.Namespace) -> PhotoFilter:
+    values = {name: getattr(args, name) for name in ("taken_after", "taken_before", "camera")}
+    values |= {"folder": args.folder, "type": args.type}
+    try:
+        return parse_filter(values)
+    except BadQueryError as error:
+        raise CLIError(f"--{_one_line(error).replace('_', '-', 1)}") from None
 
 
 def _print_results(query: str | None, ranked: list[dict], as_json: bool) -> None:
     """One JSON line per query (--queries), one per result (--json), or aligned text."""
     if query is not None:
-        results = [_result_fields(result) for result in ranked]
-        print(json_line({"query": query, "results": results}))
+        print(json_line({"query": query, "results": ranked}))
     elif as_json:
         for result in ranked:
-            print(json_line(_result_fields(result)))
+            print(json_line(result))
     else:
         for result in ranked:
             print(f"{result['rank']:3d}  {result['score']:.4f}  {printable(result['path'])}")
-
-
-def _result_fields(result: dict) -> dict:
-    return {"rank": result["rank"], **name_fields(result["path"]), "score": result["score"]}
-    return 0
 
 
 def _read_queries(name: str) -> list[str]:
@@ -255,8 +263,6 @@ def _read_queries(name: str) -> list[str]:
 
 def run_ann(args: argparse.Namespace) -> int:
     folder = Path(args.index).expanduser()
-    if not folder.is_dir():
-        raise CLIError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
     entry = rebuild_ann(folder, args.wait, _warn)
     print(
         f"{printable(folder)}: {entry['kind']} over {entry['rows']} rows, {entry['lists']} lists, "
@@ -265,18 +271,34 @@ def run_ann(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_if_model_changed(folder: Path, meta: dict, model) -> None:
-    recorded = meta.get("fingerprint")
-    if recorded is None:  # a version 1 index: nothing to compare with
-        return
-    changed = fingerprint_differences(recorded, model_fingerprint(model, model.processor))
-    if changed:
-        parts = " and ".join(part.replace("_", " ") for part in changed)
-        _warn(
-            f"warning: the model's {parts} differ from those index {printable(folder)} was built "
-            "with; "
-            "scores may be meaningless (rebuild it with `cli.py index ... --reembed`)"
-        )
+def run_duplicates(args: argparse.Namespace) -> int:
+    """Groups of near-copies, each photo with its size and date so a person can choose which to
+    keep; nothing is deleted. Needs no model: the index's own rows are compared."""
+    from search.photo_index import PhotoIndex
+
+    folder = Path(args.index).expanduser()
+    index = PhotoIndex.open(folder, use_ann=not args.exact)
+    groups = index.duplicates(args.threshold, exact=args.exact)
+    root = index.root
+    for number, group in enumerate(groups, 1):
+        photos = [
+            {**name_fields(str(root / photo.path)), "size": photo.size, "taken": photo.taken}
+            | {"score": photo.score}
+            for photo in group.photos
+        ]
+        if args.json:
+            print(json_line({"group": number, "photos": photos}))
+            continue
+        print(f"group {number}: {len(photos)} photos")
+        for photo in photos:
+            taken = photo["taken"] or "-"
+            print(
+                f"  {photo['score']:.4f}  {photo['size']:>12,} bytes  {taken:19s}  "
+                f"{printable(photo['path'])}"
+            )
+    if not args.json:
+        print(f"{len(groups)} groups of near-duplicates at threshold {args.threshold:g}")
+    return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -371,18 +393,13 @@ def _evaluate_captions(args: argparse.Namespace) -> int:
 
 
 def _load_named_model(args: argparse.Namespace):
-    return _load(args, model_source(args.model or DEFAULT_MODEL), args.revision)
+    return load_model(_spec(args).resolved())
 
 
-def _load(args: argparse.Namespace, source: str, revision: str | None):
-    """`load_model` with the command line's --trust-remote-code, --backend and --int8."""
-    return load_model(
-        source,
-        revision,
-        trust_remote_code=args.trust_remote_code,
-        backend=args.backend,
-        int8=args.int8,
-    )
+def _spec(args: argparse.Namespace) -> ModelSpec:
+    """The model the command line names: --model (None: an index's own, else the default),
+    --revision, --backend, --int8 and --trust-remote-code."""
+    return ModelSpec(args.model, args.revision, args.backend, args.int8, args.trust_remote_code)
 
 
 def _templates(templates: list[str] | None) -> tuple[str, ...]:
@@ -394,10 +411,10 @@ def _templates(templates: list[str] | None) -> tuple[str, ...]:
 # Output helpers.
 
 
-def _progress(total: int, unit: str, quiet: bool):
+def _progress(total: int | None, unit: str, quiet: bool):
     from tqdm import tqdm
 
-    disable = quiet or total < 2 or not sys.stderr.isatty()
+    disable = quiet or (total is not None and total < 2) or not sys.stderr.isatty()
     return tqdm(total=total, unit=unit, disable=disable, file=sys.stderr, leave=False)
 
 
@@ -456,6 +473,16 @@ def _non_negative_float(text: str, unit: str = "a number") -> float:
         value = -1.0
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be {unit} >= 0, got {text}")
+    return value
+
+
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not -1 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a cosine similarity from -1 to 1, got {text}")
     return value
 
 
@@ -567,7 +594,40 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--exact", action="store_true", help="exact search even where the index has a structure"
     )
+    search.add_argument(
+        "--min-score",
+        type=_score,
+        metavar="S",
+        help="only results at least this similar (cosine similarity, -1..1)",
+    )
+    filters = search.add_argument_group("filters (from what the index recorded of each photo)")
+    filters.add_argument(
+        "--taken-after", metavar="DATE", help="taken on or after this ISO date (EXIF, else file)"
+    )
+    filters.add_argument("--taken-before", metavar="DATE", help="taken before this ISO date")
+    filters.add_argument(
+        "--camera", metavar="TEXT", help="camera make and model contain TEXT (any case)"
+    )
+    filters.add_argument("--folder", metavar="SUB", help="in this folder of the indexed one")
+    filters.add_argument("--type", metavar="EXT", help="file extension, e.g. jpg")
     search.set_defaults(run=run_search)
+
+    duplicates = commands.add_parser(
+        "duplicates", help="groups of near-duplicate photos in an index (nothing is deleted)"
+    )
+    duplicates.add_argument("--index", required=True, metavar="DIR")
+    duplicates.add_argument(
+        "--threshold",
+        type=_score,
+        default=0.95,
+        metavar="T",
+        help="cosine similarity from which two photos are near-copies (default 0.95)",
+    )
+    duplicates.add_argument("--json", action="store_true", help="one JSON object per group")
+    duplicates.add_argument(
+        "--exact", action="store_true", help="compare every pair even where there is a structure"
+    )
+    duplicates.set_defaults(run=run_duplicates)
 
     ann = commands.add_parser(
         "ann", parents=[common], help="build the approximate search structure of an index"
@@ -604,6 +664,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except CLIError as error:
         print(f"error: {printable(error)}", file=sys.stderr)
+    except SearchError as error:
+        index = getattr(args, "index", None)
+        print(f"error: {printable(worded(error, index))}", file=sys.stderr)
     except (OSError, ValueError, TypeError) as error:  # from loading models and reading files
         print(f"error: {printable(_one_line(error))}", file=sys.stderr)
     except KeyboardInterrupt:

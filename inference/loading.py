@@ -10,7 +10,10 @@ the Hub, only at a commit sha, so the code that runs is the code that was read.
 
 import json
 import re
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from search.errors import WrongModelError
 
 # The folder that `python hub_upload.py convert --output turkish-clip` writes.
 DEFAULT_MODEL = "turkish-clip"
@@ -23,6 +26,51 @@ BACKENDS = ("torch", "onnx")
 
 class ModelChoiceError(ValueError):
     """The model asked for is missing, unsafe to load, or not the one an index was built with."""
+
+
+class OtherModelError(ModelChoiceError, WrongModelError):
+    """Another model is named than the one an index was built with."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to load and how: the one value every front door, the index update and the
+    Ray workers pass to `load_model`.
+
+    `source` is a folder or a Hub id (None: the index's own model, else `DEFAULT_MODEL`; see
+    `spec_for_index`), `revision` a Hub branch, tag or commit, `backend` "torch", "onnx" or
+    None (see `choose_backend`), `int8` the int8 CPU path, `trust_remote_code` whether a model
+    of another type may run its own code.
+    """
+
+    source: str | None = None
+    revision: str | None = None
+    backend: str | None = None
+    int8: bool = False
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backend is not None:
+            _backend(self.backend)
+
+    @property
+    def name(self) -> str:
+        """The source, or the default model where none is named."""
+        return self.source if self.source is not None else DEFAULT_MODEL
+
+    def resolved(self) -> "ModelSpec":
+        """With `source` as indexes record it: a local folder by absolute path."""
+        return replace(self, source=model_source(self.name))
+
+
+def spec_for_index(spec: ModelSpec, meta: dict | None, reembed: bool = False) -> ModelSpec:
+    """The model for an index whose meta.json is `meta` (None: a new index): the one it was built
+    with unless another is named, which is an error (embeddings of two models do not share a
+    space) except with `reembed`, where every row is embedded again with the named model."""
+    if reembed and meta is not None and spec.source is not None:
+        return spec.resolved()
+    source, revision = choose_model(spec.source, spec.revision, meta)
+    return replace(spec, source=source, revision=revision)
 
 
 def model_source(name: str) -> str:
@@ -53,16 +101,36 @@ def choose_backend(name: str, backend: str | None, int8: bool = False) -> str:
     return "onnx" if has_onnx and _device() == "cpu" else "torch"
 
 
+def as_spec(
+    spec: ModelSpec | str,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    backend: str | None = None,
+    int8: bool = False,
+) -> ModelSpec:
+    """A `ModelSpec`, from one or from a name and the options (the older calling form)."""
+    if isinstance(spec, ModelSpec):
+        return spec
+    return ModelSpec(spec, revision, backend, int8, trust_remote_code)
+
+
 def load_model(
-    name: str,
+    spec: ModelSpec | str,
     revision: str | None = None,
     trust_remote_code: bool = False,
     backend: str | None = None,
     int8: bool = False,
 ):
-    """The model `name` (a folder or a Hub id) in eval mode, with `encode_text`/`encode_image`/
-    `encode_labels`, on `backend` (see `choose_backend`); `int8` picks the torch int8 path or the
-    quantised ONNX files. On the GPU if there is one, unless int8."""
+    """The model `spec` names (a folder or a Hub id) in eval mode, meeting the embedding interface
+    (inference/embedding_model.py), on its backend (see `choose_backend`); `int8` picks the torch
+    int8 path or the quantised ONNX files. On the GPU if there is one, unless int8.
+
+    The one loader of every command, the web page, the HTTP API and the Ray workers. A name with
+    keyword options is accepted too: `load_model("turkish-clip", backend="onnx")`.
+    """
+    spec = as_spec(spec, revision, trust_remote_code, backend, int8)
+    name, revision, trust_remote_code = spec.name, spec.revision, spec.trust_remote_code
+    backend, int8 = spec.backend, spec.int8
     extra = {"int8": True} if int8 else {}
     if needs_remote_code(name, revision, trust_remote_code):
         from transformers import AutoModel
@@ -85,15 +153,18 @@ def load_model(
 
 
 def load_pipeline(
-    name: str,
+    spec: ModelSpec | str,
     revision: str | None = None,
     trust_remote_code: bool = False,
     backend: str | None = None,
     int8: bool = False,
 ):
-    """The zero-shot classification pipeline of `name`: this checkout's pipeline class around a
+    """The zero-shot classification pipeline of `spec`: this checkout's pipeline class around a
     model loaded by `load_model` (or its onnxruntime stand-in), or, for a trusted model of another
     type, the model's own."""
+    spec = as_spec(spec, revision, trust_remote_code, backend, int8)
+    name, revision, trust_remote_code = spec.name, spec.revision, spec.trust_remote_code
+    backend, int8 = spec.backend, spec.int8
     if needs_remote_code(name, revision, trust_remote_code):
         from transformers import pipeline
 
@@ -108,10 +179,10 @@ def load_pipeline(
     if choose_backend(name, backend, int8) == "onnx":
         from inference.onnx_backend import OnnxZeroShotClassifier
 
-        return OnnxZeroShotClassifier(load_model(name, revision, backend="onnx", int8=int8))
+        return OnnxZeroShotClassifier(load_model(replace(spec, backend="onnx")))
     from turkish_clip.pipeline_turkish_clip import TurkishCLIPZeroShotPipeline
 
-    model = load_model(name, revision, backend="torch", int8=int8)
+    model = load_model(replace(spec, backend="torch"))
     processor = model.processor
     return TurkishCLIPZeroShotPipeline(
         model=model,
@@ -168,10 +239,9 @@ def choose_model(
     if name is None and revision is None:
         revision = built_at
     if (source, revision) != (built_with, built_at):
-        raise ModelChoiceError(
+        raise OtherModelError(
             f"the index was built with model {_model_name(built_with, built_at)}, not "
-            f"{_model_name(source, revision)}; embeddings of two models cannot be mixed "
-            "(use another --index folder)"
+            f"{_model_name(source, revision)}; embeddings of two models cannot be mixed"
         )
     return source, revision
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search.errors import EmptyIndexError, NoIndexError, SearchError
 from search.image_index import load_index, replace_meta, write_bytes_atomically
 from search.locking import index_lock
 
@@ -27,7 +28,7 @@ CALIBRATION_QUERIES = 200
 TRAINING_ROWS_PER_LIST = 64
 
 
-class ANNError(ValueError):
+class ANNError(SearchError):
     """A structure that cannot be built, read, or does not match its index."""
 
 
@@ -38,12 +39,28 @@ class ANN:
     index: object  # faiss.Index
     nprobe: int
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rows) of the `k` best rows for each query; rows are -1 where fewer exist."""
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of the `k` best rows for each query; rows are -1 where fewer exist.
+        `allowed` (row numbers) restricts the search to those rows, inside FAISS."""
         faiss = _faiss()
 
         params = faiss.SearchParametersIVF(nprobe=self.nprobe)
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            params.sel = selector  # `selector` stays referenced until the search returns
         return self.index.search(_as_queries(queries), k, params=params)
+
+    def range_search(
+        self, queries: np.ndarray, radius: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lims, scores, rows): the rows scoring above `radius` for each query, FAISS's layout
+        (query i's answers are at lims[i]:lims[i + 1])."""
+        faiss = _faiss()
+
+        params = faiss.SearchParametersIVF(nprobe=self.nprobe)
+        return self.index.range_search(_as_queries(queries), float(radius), params=params)
 
 
 def list_count(rows: int) -> int:
@@ -137,8 +154,7 @@ def _faiss():
         import faiss
     except ImportError as error:
         raise ANNError(
-            f"approximate search needs FAISS ({error}): pip install faiss-cpu, or search with "
-            "--exact"
+            f"approximate search needs FAISS ({error}): pip install faiss-cpu, or search exactly"
         ) from None
     return faiss
 
@@ -169,13 +185,12 @@ def read_ann(folder: Path, meta: dict) -> ANN:
     except (OSError, RuntimeError) as error:
         reason = " ".join(str(error).split())[:200]
         raise ANNError(
-            f"approximate index {path} is unreadable ({reason}); rebuild it with "
-            f"`cli.py ann --index {folder}` or search with --exact"
+            f"approximate index {path} is unreadable ({reason})"
         ) from None
     if index.ntotal != meta["count"] or index.d != meta["dim"]:
         raise ANNError(
             f"approximate index {path} holds {index.ntotal} rows of {index.d} dims, the index "
-            f"{meta['count']} of {meta['dim']}; rebuild it with `cli.py ann --index {folder}`"
+            f"{meta['count']} of {meta['dim']}"
         )
     return ANN(index=index, nprobe=int(entry["nprobe"]))
 
@@ -209,15 +224,15 @@ def rebuild_ann(
     replaced last, in one rename, and only the structure it named before is removed.
     """
     if not folder.is_dir():  # the lock would create it
-        raise ANNError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
+        raise NoIndexError(f"no index in {str(folder)!r}")
     with index_lock(folder, wait, warn):
         index = load_index(folder)
         if index is None:
-            raise ANNError(
-                f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`"
-            )
+            raise NoIndexError(f"no index in {str(folder)!r}")
         if not index.files:
-            raise ANNError(f"index {folder} is empty: there is nothing to build a structure over")
+            raise EmptyIndexError(
+                f"index {folder} is empty: there is nothing to build a structure over"
+            )
         previous = index.meta.get("ann")
         generation = index.meta["generation"]
         meta = update_ann(folder, dict(index.meta, ann={}), index.embeddings, 0, generation)

@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from search.errors import IndexDamagedError
 from search.file_names import name_fields
 from search.locking import LOCK_NAME
 from search.validation import (
@@ -42,10 +43,6 @@ TEMPORARY_NAME = re.compile(
     r"\.(embeddings\.[0-9]+\.npy|files\.[0-9]+\.jsonl|meta\.json)\.\w+\.tmp"
 )
 _READ_ATTEMPTS = 3
-
-
-class IndexDamagedError(ValueError):
-    """The index's files are missing, malformed or disagree with each other."""
 
 
 @dataclass
@@ -84,6 +81,20 @@ def load_index(folder: Path) -> Index | None:
             if attempt == _READ_ATTEMPTS - 1:
                 raise IndexDamagedError(f"index {folder} is damaged: {_line(error)}") from None
     return None  # unreachable
+
+
+def load_meta(folder: Path) -> dict | None:
+    """The index's checked meta.json alone (no rows read), or None where there is no index."""
+    check_index_folder(folder)
+    meta_path = folder / "meta.json"
+    try:
+        data = meta_path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        return check_meta(_parse_json(data, meta_path), meta_path, READABLE_VERSIONS)
+    except (OSError, ValueError) as error:
+        raise IndexDamagedError(f"index {folder} is damaged: {_line(error)}") from None
 
 
 def _read(folder: Path) -> Index | None:

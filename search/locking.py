@@ -11,12 +11,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from search.errors import IndexLockedError
+
 LOCK_NAME = ".lock"
 _POLL_SECONDS = 0.05
 
 
-class IndexBusyError(TimeoutError):
-    """Another process is updating the index, and did not finish within the wait."""
+# The lock's error, under the name the rest of the code has always used.
+IndexBusyError = IndexLockedError
 
 
 @contextmanager
@@ -55,7 +57,7 @@ def _acquire(handle: int, folder: Path, wait: float, on_wait: Callable[[str], No
         if time.monotonic() >= deadline:
             raise IndexBusyError(
                 f"index {folder} is being updated by another process{holder}; "
-                f"gave up after waiting {wait:g} s (try again later, or pass a longer --wait)"
+                f"gave up after waiting {wait:g} s"
             )
         if not told and on_wait is not None:
             on_wait(f"waiting for another update of index {folder}{holder} to finish")

@@ -1,11 +1,12 @@
-"""Embedding image files with Ray Data: the `index --engine ray` counterpart of
-`cli.embed_image_files`, returning the same rows, kept indices and failures.
+"""Embedding image files with Ray Data: the counterpart of the local engine's `embed_images`
+(search/engines.py), returning the same rows, kept indices and failures.
 
 Files go in batches of `batch_size`. Each batch is decoded and preprocessed by a Ray task, then
 embedded by an actor of a pool in which every actor loads the model once (on a GPU where it has
-one). The actor writes the batch's rows to a part file in a hidden work folder inside the index
-folder before reporting it done, so a run that is killed part-way and started again embeds only
-the batches that have no part file yet. The folder's name is a hash of the model and of the file
+one), through `load_model` and the same `ModelSpec` as the driver. The actor writes the batch's
+rows to a part file in a hidden work folder inside the index folder before reporting it done,
+so a run that is killed part-way and started again embeds only the batches that have no part
+file yet. The folder's name is a hash of the model and of the file
 list (paths, sizes, modification times) and batch size, so a part is reused only for exactly the
 files it was made from; the caller removes the folder once the index is written.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.loading import ModelSpec, as_spec, load_model
 from search.embedding import EmbeddedImages, prepare_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,8 +56,7 @@ class Part:
 
 
 def embed_image_files_ray(
-    source: str,
-    revision: str | None,
+    spec: ModelSpec | str,
     paths: Sequence[Path],
     batch_size: int,
     index_folder: Path,
@@ -66,13 +67,14 @@ def embed_image_files_ray(
     """What the local engine's `embed_images` gives for the same paths: the rows of the readable
     images, their positions in `paths`, and why the others failed (for good, or to retry);
     `advance` is called with the number of images of each finished batch."""
+    spec = as_spec(spec)
     paths = [Path(path) for path in paths]
     if not paths:
         from turkish_clip import TurkishCLIPConfig
 
-        dim = TurkishCLIPConfig.from_pretrained(source, revision=revision).projection_dim
-        return EmbeddedImages(np.zeros((0, dim), np.float32))
-    work = index_folder / WORK_FOLDER / _work_key(source, revision, paths, batch_size)
+        config = TurkishCLIPConfig.from_pretrained(spec.name, revision=spec.revision)
+        return EmbeddedImages(np.zeros((0, config.projection_dim), np.float32))
+    work = index_folder / WORK_FOLDER / _work_key(spec, paths, batch_size)
     work.mkdir(parents=True, exist_ok=True)
     parts = [
         Part(number, start, min(start + batch_size, len(paths)))
@@ -85,7 +87,7 @@ def embed_image_files_ray(
         if part not in todo:
             advance(part.stop - part.start)
     if todo:
-        _run(source, revision, paths, todo, work, options, advance)
+        _run(spec, paths, todo, work, options, advance)
     return _collect(work, parts, warn)
 
 
@@ -111,10 +113,11 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, runtime_env=runtime_env, **quiet)
 
 
-def _work_key(source: str, revision: str | None, paths: list[Path], batch_size: int) -> str:
+def _work_key(spec: ModelSpec, paths: list[Path], batch_size: int) -> str:
     """A hash of what decides every part's content: the model, the files and the batching."""
-    digest = hashlib.sha256(json.dumps([source, revision, batch_size]).encode())
-    weights = Path(source) / "model.safetensors"
+    named = [spec.name, spec.revision, spec.backend, spec.int8, batch_size]
+    digest = hashlib.sha256(json.dumps(named).encode())
+    weights = Path(spec.name) / "model.safetensors"
     if weights.is_file():  # a local folder can be rewritten in place
         stat = weights.stat()
         digest.update(f"{stat.st_size} {stat.st_mtime_ns}".encode())
@@ -128,8 +131,7 @@ def _work_key(source: str, revision: str | None, paths: list[Path], batch_size: 
 
 
 def _run(
-    source: str,
-    revision: str | None,
+    spec: ModelSpec,
     paths: list[Path],
     parts: list[Part],
     work: Path,
@@ -148,7 +150,7 @@ def _run(
         from turkish_clip import TurkishCLIPImageProcessor
 
         ray.data.DataContext.get_current().enable_progress_bars = False
-        processor = TurkishCLIPImageProcessor.from_pretrained(source, revision=revision)
+        processor = TurkishCLIPImageProcessor.from_pretrained(spec.name, revision=spec.revision)
         items = [
             {"part": p.number, "start": p.start, "paths": [str(x) for x in paths[p.start : p.stop]]}
             for p in parts
@@ -160,9 +162,7 @@ def _run(
         dataset = dataset.map(partial(_decode, image_processor=processor), num_cpus=0.5)
         dataset = dataset.map_batches(
             _Embedder,
-            fn_constructor_kwargs=dict(
-                source=source, revision=revision, work=str(work), threads=threads, gpu=gpus > 0
-            ),
+            fn_constructor_kwargs=dict(spec=spec, work=str(work), threads=threads),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_gpus=gpus,
@@ -196,7 +196,7 @@ def _pool(options: RayOptions) -> tuple[float, int, int]:
         gpus = 1.0 if cluster_gpus else 0.0
     if gpus > cluster_gpus:
         raise ValueError(
-            f"--gpus-per-worker {gpus:g} asks for more GPUs than the Ray cluster has "
+            f"each embedding worker asks for {gpus:g} GPUs, more than the Ray cluster has "
             f"({cluster_gpus:g})"
         )
     if gpus > 0:
@@ -226,15 +226,12 @@ def _decode(item: dict, image_processor) -> dict:
 class _Embedder:
     """An actor of the pool: loads the model once, embeds batches and writes their part files."""
 
-    def __init__(self, source: str, revision: str | None, work: str, threads: int, gpu: bool):
+    def __init__(self, spec: ModelSpec, work: str, threads: int):
         import torch
 
-        from turkish_clip import TurkishCLIPModel
-
         torch.set_num_threads(threads)
-        self.device = "cuda" if gpu else "cpu"
-        model = TurkishCLIPModel.from_pretrained(source, revision=revision, use_safetensors=True)
-        self.model = model.to(self.device).eval()
+        # Ray hides the GPUs from an actor that reserved none, so load_model picks the CPU there.
+        self.model = load_model(spec)
         self.work = Path(work)
 
     def __call__(self, batch: dict) -> dict:
@@ -247,7 +244,7 @@ class _Embedder:
             if info["kept"]:
                 with torch.inference_mode():
                     features = self.model.embed_pixel_values(
-                        torch.from_numpy(np.asarray(pixels)).to(self.device)
+                        torch.from_numpy(np.asarray(pixels)).to(self.model.device)
                     )
                     rows = torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
             _write_part(self.work / Part(int(number), 0, 0).file_name, rows, info)

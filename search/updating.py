@@ -10,19 +10,24 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.embedding_model import EmbeddingModel, embedding_width, fingerprint
+from inference.loading import ModelSpec, load_model, spec_for_index
 from search.ann import update_ann
 from search.embedding import EmbeddedImages
-from search.fingerprint import fingerprint_differences, model_fingerprint
+from search.engines import Engine, LocalEngine
+from search.errors import WrongFolderError, WrongModelError
+from search.fingerprint import fingerprint_differences
 from search.image_index import Index, check_index_folder, load_index, save_index
 from search.locking import index_lock
+from search.photo_metadata import photo_metadata
 from search.scanning import scan_folder
 
 # Image rows depend on these parts of the fingerprint; the tokenizer only affects text queries.
 IMAGE_PARTS = ("weights", "image_processor")
 
 
-class IndexMismatchError(ValueError):
-    """The index belongs to another folder, or to a model other than the one loaded."""
+# What meta.json records of the model; kept as it is where no image is embedded again.
+_MODEL_KEYS = ("model", "revision", "fingerprint", "dim")
 
 
 @dataclass
@@ -53,6 +58,7 @@ class UpdateSummary:
     unchanged: int = 0
     unreadable: int = 0
     retry: int = 0  # failed to read this time; tried again on the next run
+    described: int = 0  # kept rows whose dates and cameras were recorded, without re-embedding
     up_to_date: bool = False
 
 
@@ -100,32 +106,35 @@ def _under(path: str, prefixes: Sequence[str]) -> bool:
 def update_index(
     folder: Path,
     root: Path,
-    choose: Callable[[dict | None], tuple[str, str | None]],
-    load: Callable[[str, str | None], object],
-    embed: Callable[[object, list[Path]], EmbeddedImages],
+    spec: ModelSpec,
+    engine: Engine | None = None,
+    *,
     reembed: bool = False,
     wait: float = 60.0,
     warn: Callable[[str], object] = print,
+    progress: Callable[[int], object] | None = None,
     ann_threshold: int | None = None,
+    model: EmbeddingModel | None = None,
 ) -> UpdateSummary:
     """Brings the index in `folder` up to date with the images under `root`.
 
-    `choose` picks the model (source, revision) given the old meta.json (None for a new index),
-    `load` loads it, `embed` embeds image files. With `reembed`, every image is embedded again
-    and the fingerprint check against the old rows is waived, as none of them is kept.
-    With `ann_threshold`, an approximate-search structure is built over the new rows once they
-    reach that many, or wherever the old index had one (search/ann.py).
+    `spec` names the model: its `source` None means the index's own (or the default model for a
+    new index); another model than the index's is refused unless `reembed`, which embeds every
+    image again with it. `engine` embeds the images (default: in this process); `model` is the
+    already loaded model of `spec`, where the caller has one. With `ann_threshold`, an
+    approximate-search structure is built over the new rows once they reach that many, or
+    wherever the old index had one (search/ann.py).
+
+    Entries written before dates and cameras were recorded gain them here, without re-embedding.
     """
     _check_root(root)
     check_index_folder(folder)  # before the lock file is created in someone's own folder
+    engine = engine or LocalEngine()
     with index_lock(folder, wait, warn):
         old = load_index(folder)
-        source, revision = choose(old.meta if old else None)
+        spec = spec_for_index(spec, old.meta if old else None, reembed)
         if old and old.meta["root"] != str(root):
-            raise IndexMismatchError(
-                f"index {folder} holds images of {old.meta['root']}, not {root} "
-                "(use another --index folder)"
-            )
+            raise WrongFolderError(f"index {folder} holds images of {old.meta['root']}, not {root}")
         scan = scan_folder(root)
         for note in scan.notes:
             warn(note)
@@ -133,25 +142,39 @@ def update_index(
         for entry in plan.still_unreadable:
             warn(f"skipped: {entry['reason']} (unchanged since the last run)")
         if old and not plan.has_changes and not reembed:
-            return UpdateSummary(len(old.files), unchanged=len(plan.keep), up_to_date=True)
-        model = load(source, revision)
-        fingerprint = model_fingerprint(model, model.processor)
-        if old and not reembed:
-            _check_same_model(folder, old, model.config.projection_dim, fingerprint, warn)
-        paths = plan.to_embed
-        embedded = embed(model, [root / path for path in paths])
-        files, rows, summary = _merge(old, plan, paths, embedded, scan.found)
-        unreadable = plan.still_unreadable + [
-            dict(_entry(paths[i], scan.found), reason=reason)
-            for i, reason in embedded.failures.items()
-        ]
-        meta = dict(model=source, revision=revision, fingerprint=fingerprint, root=str(root))
-        meta.update(dim=model.config.projection_dim, unreadable=sorted(unreadable, key=_path))
+            undescribed = [path for path, row in plan.keep.items() if "taken" not in old.files[row]]
+            if not undescribed:
+                return UpdateSummary(len(old.files), unchanged=len(plan.keep), up_to_date=True)
+            # Only dates and cameras to record: no model is loaded, no image decoded.
+            files = [_described(entry, root) for entry in old.files]
+            rows, unreadable = old.embeddings, plan.still_unreadable
+            meta = {key: old.meta[key] for key in _MODEL_KEYS if key in old.meta}
+            summary = UpdateSummary(len(files), unchanged=len(files))
+            summary.described = len(undescribed)
+        else:
+            model = model if model is not None else load_model(spec)
+            recorded = fingerprint(model)
+            width = embedding_width(model)
+            if old and not reembed:
+                _check_same_model(folder, old, width, recorded, warn)
+            paths = plan.to_embed
+            embedded = engine.embed(
+                model, spec, [root / path for path in paths], folder, progress, warn
+            )
+            files, rows, summary = _merge(old, plan, paths, embedded, scan.found, root)
+            unreadable = plan.still_unreadable + [
+                dict(_entry(paths[i], scan.found), reason=reason)
+                for i, reason in embedded.failures.items()
+            ]
+            meta = dict(model=spec.source, revision=spec.revision, fingerprint=recorded)
+            meta["dim"] = width
+        meta.update(root=str(root), unreadable=sorted(unreadable, key=_path))
         if ann_threshold is not None:
             generation = (old.meta["generation"] if old else 0) + 1
             had_ann = {"ann": old.meta["ann"]} if old and "ann" in old.meta else {}
             meta = update_ann(folder, meta | had_ann, rows, ann_threshold, generation)
         save_index(folder, meta, files, rows, old.meta if old else None)
+    engine.finish(folder)
     summary.unreadable = len(unreadable)
     return summary
 
@@ -184,9 +207,8 @@ def _check_same_model(
     folder: Path, old: Index, dim: int, fingerprint: dict, warn: Callable[[str], object]
 ) -> None:
     if old.meta["dim"] != dim:
-        raise IndexMismatchError(
-            f"index {folder} holds {old.meta['dim']}-dim embeddings, the model {dim}; "
-            "re-embed everything with --reembed, or use another --index folder"
+        raise WrongModelError(
+            f"index {folder} holds {old.meta['dim']}-dim embeddings, the model {dim}"
         )
     recorded = old.meta.get("fingerprint")
     if recorded is None:
@@ -195,10 +217,9 @@ def _check_same_model(
     differences = fingerprint_differences(recorded, fingerprint)
     changed = [part for part in differences if part in IMAGE_PARTS]
     if changed:
-        raise IndexMismatchError(
+        raise WrongModelError(
             f"the model's {' and '.join(p.replace('_', ' ') for p in changed)} differ from those "
-            f"the index {folder} was built with (same name, other content); re-embed everything "
-            "with --reembed, or use another --index folder"
+            f"the index {folder} was built with (same name, other content)"
         )
 
 
@@ -208,12 +229,14 @@ def _merge(
     paths: list[str],
     embedded: EmbeddedImages,
     found: dict[str, tuple[int, int]],
+    root: Path,
 ) -> tuple[list[dict], np.ndarray, UpdateSummary]:
     """Kept rows plus newly embedded ones, sorted by path so the index is deterministic.
 
     New entries record the size and time seen before reading, so a file rewritten while it was
     being embedded looks changed on the next run. A changed file that could not be read this
-    time keeps its old row and entry, so the next run sees it as changed and tries again.
+    time keeps its old row and entry, so the next run sees it as changed and tries again. Every
+    entry leaves with its date and camera (search/photo_metadata.py).
     """
     keep = dict(plan.keep)
     if old:
@@ -227,6 +250,7 @@ def _merge(
     for position, embedding in zip(embedded.kept, embedded.embeddings):
         path = paths[position]
         rows[path], entries[path] = embedding, _entry(path, found)
+        entries[path].update(photo_metadata(root / path, entries[path]["mtime_ns"]))
         if path in added:
             summary.added += 1
         else:
@@ -235,12 +259,21 @@ def _merge(
     dim = embedded.embeddings.shape[1]
     matrix = np.stack([rows[path] for path in order]) if order else np.zeros((0, dim))
     summary.images = len(order)
-    return [entries[path] for path in order], matrix.astype(np.float32), summary
+    described = [_described(entries[path], root) for path in order]
+    summary.described = sum("taken" not in entries[path] for path in order)
+    return described, matrix.astype(np.float32), summary
 
 
 def _entry(path: str, found: dict[str, tuple[int, int]]) -> dict:
     size, mtime_ns = found[path]
     return {"path": path, "size": size, "mtime_ns": mtime_ns}
+
+
+def _described(entry: dict, root: Path) -> dict:
+    """The entry with its date and camera, read from the file where it has none yet."""
+    if "taken" in entry:
+        return entry
+    return entry | photo_metadata(root / entry["path"], entry["mtime_ns"])
 
 
 def _path(entry: dict) -> str:

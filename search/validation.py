@@ -72,7 +72,9 @@ def _check_ann(entry: object, path: Path) -> None:
 
 
 def check_entry(entry: object, path: Path, where: object, with_reason: bool = False) -> dict:
-    """One file entry, its name decoded: {"path", "size", "mtime_ns"} (and "reason")."""
+    """One file entry, its name decoded: {"path", "size", "mtime_ns"} (and "reason"), plus the
+    photo's "taken" (an ISO date and time) and "camera" (a string or null) where recorded: an
+    index written before they were recorded lacks them until its next update."""
     if not isinstance(entry, dict):
         raise IndexFileError(f"{path} ({where}): expected a JSON object")
     _require(entry, "path", str, path, where)
@@ -88,7 +90,28 @@ def check_entry(entry: object, path: Path, where: object, with_reason: bool = Fa
     checked = {"path": name, "size": entry["size"], "mtime_ns": entry["mtime_ns"]}
     if with_reason:
         checked["reason"] = entry["reason"]
+    elif "taken" in entry or "camera" in entry:
+        checked.update(_photo_fields(entry, path, where))
     return checked
+
+
+def _photo_fields(entry: dict, path: Path, where: object) -> dict:
+    taken, camera = entry.get("taken"), entry.get("camera")
+    if not isinstance(taken, str) or not _is_iso_datetime(taken):
+        raise IndexFileError(f"{path} ({where}): 'taken' must be an ISO date and time")
+    if camera is not None and not isinstance(camera, str):
+        raise IndexFileError(f"{path} ({where}): 'camera' must be a string or null")
+    return {"taken": taken, "camera": camera}
+
+
+def _is_iso_datetime(text: str) -> bool:
+    import datetime as dt
+
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read_embeddings(path: Path, count: int, dim: int) -> np.ndarray:

@@ -183,19 +183,21 @@ def photos(tmp_path: Path) -> Path:
 @pytest.fixture
 def counting(monkeypatch: pytest.MonkeyPatch) -> dict:
     """Counts model loads and the image files that reach the embedding step."""
+    from search import engines, updating
+
     seen = {"loads": 0, "images": []}
-    load, embed = cli.load_model, cli.embed_image_files
+    load, embed = updating.load_model, engines.embed_images
 
     def counting_load(*args, **kwargs):
         seen["loads"] += 1
         return load(*args, **kwargs)
 
-    def counting_embed(model, paths, *args):
+    def counting_embed(model, paths, *args, **kwargs):
         seen["images"] += [Path(path) for path in paths]
-        return embed(model, paths, *args)
+        return embed(model, paths, *args, **kwargs)
 
-    monkeypatch.setattr(cli, "load_model", counting_load)
-    monkeypatch.setattr(cli, "embed_image_files", counting_embed)
+    monkeypatch.setattr(updating, "load_model", counting_load)
+    monkeypatch.setattr(engines, "embed_images", counting_embed)
     return seen
 
 

@@ -85,8 +85,12 @@ def test_queries_file_answers_each_line_as_a_single_search_does(
     queries = tmp_path / "queries.txt"
     queries.write_text("sahilde bir köpek\n\n  kırmızı bir araba  \nİstanbul'da gece\n")
     loads = []
-    load_model = cli.load_model
-    monkeypatch.setattr(cli, "load_model", lambda *a, **k: loads.append(a) or load_model(*a, **k))
+    from search import library
+
+    load_model = library.load_model
+    monkeypatch.setattr(
+        library, "load_model", lambda *a, **k: loads.append(a) or load_model(*a, **k)
+    )
     code, out, err = run(capsys, "search", "--queries", queries, "--index", folder, "--top-k", 3)
     assert code == 0, err
     assert len(loads) == 1
@@ -131,15 +135,15 @@ def test_ann_on_a_missing_or_corrupt_index_and_a_corrupt_structure(
     capsys, tmp_path, photos, model_dir
 ) -> None:
     code, _, err = run(capsys, "ann", "--index", tmp_path / "yok.index")
-    assert (code, err) == (1, f"error: no index in '{tmp_path / 'yok.index'}': build one with "
-                              "`cli.py index FOLDER --index`\n")  # fmt: skip
+    assert (code, err) == (1, f"error: no index in '{tmp_path / 'yok.index'}' (build one with "
+                              f"`cli.py index FOLDER --index {tmp_path / 'yok.index'}`)\n")  # fmt: skip
     folder = tmp_path / "photos.index"
     build(capsys, photos, folder, model_dir, "--ann-threshold", 1)
     meta = json.loads((folder / "meta.json").read_text())
     (folder / meta["ann"]["file"]).write_bytes(b"bozuk")
     code, _, err = run(capsys, "search", "kedi", "--index", folder)
     assert code == 1 and err.startswith(f"error: approximate index {folder / meta['ann']['file']}")
-    assert err.endswith(f"rebuild it with `cli.py ann --index {folder}` or search with --exact\n")
+    assert err.endswith(f"(rebuild it with `cli.py ann --index {folder}`, or search with --exact)\n")
     assert run(capsys, "search", "kedi", "--index", folder, "--exact")[0] == 0
     assert run(capsys, "ann", "--index", folder)[0] == 0
     assert run(capsys, "search", "kedi", "--index", folder)[0] == 0

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cli
+from inference.loading import ModelSpec
 from search import embedding, image_index, updating, validation
 from search.image_index import load_index, save_index
 from search.locking import IndexBusyError
@@ -67,19 +68,33 @@ def run(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
     return code, out, err
 
 
+class CallEngine:
+    """An engine that embeds with a given function: another engine, as a service could bring."""
+
+    def __init__(self, embed):
+        self.embed_files = embed
+
+    def embed(self, model, spec, paths, index_folder, progress, warn):
+        return self.embed_files(model, paths)
+
+    def finish(self, index_folder: Path) -> None:
+        pass
+
+
 def update(folder: Path, root: Path, model, **options) -> updating.UpdateSummary:
     """update_index with an in-memory model, as another engine or a service would call it."""
     warnings = options.pop("warnings", [])
     embed = options.pop(
         "embed", lambda m, paths: embedding.embed_images(m, paths, 4, warn=warnings.append)
     )
+    warn = options.pop("warn", warnings.append)
     return updating.update_index(
         folder,
         root,
-        choose=lambda meta: ("tiny", None),
-        load=lambda source, revision: model,
-        embed=embed,
-        warn=warnings.append,
+        ModelSpec("tiny"),
+        CallEngine(embed),
+        model=model,
+        warn=warn,
         **options,
     )
 
@@ -144,11 +159,10 @@ def test_two_writers_take_turns_and_both_keep_their_images(tmp_path, model) -> N
     noise_image(root / "c.png", 2)  # appears while the first writer is embedding
     second = threading.Thread(
         target=lambda: results.update(
-            second=updating.update_index(
+            second=update(
                 folder,
                 root,
-                choose=lambda meta: ("tiny", None),
-                load=lambda source, revision: model,
+                model,
                 embed=lambda m, paths: embedding.embed_images(m, paths, 4),
                 warn=note,
             )
@@ -436,14 +450,15 @@ def test_a_model_replaced_in_place_is_refused_then_reembedded_on_request(
     assert load_index(folder).meta == before.meta  # nothing was mixed in
 
     code, out, err = run(capsys, "search", "deniz", "--index", folder)
-    assert code == 0 and "weights" in err and "differ" in err
+    assert (code, out) == (1, "") and "weights" in err and "differ" in err  # refused, not mixed
+    assert "--reembed" in err and len(err.strip().splitlines()) == 1
 
     code, out, _ = run(capsys, "index", root, "--index", folder, "--reembed")
     assert code == 0 and "3 images (1 added, 2 updated" in out
     new_model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
     assert assert_rows_match_files(folder, root, new_model) == ["a.png", "b.png", "c.png"]
-    _, _, err = run(capsys, "search", "deniz", "--index", folder)
-    assert "differ" not in err
+    code, _, err = run(capsys, "search", "deniz", "--index", folder)
+    assert code == 0 and "differ" not in err
 
 
 def test_reembed_with_another_model_replaces_every_row(capsys, tmp_path, model_dir) -> None:

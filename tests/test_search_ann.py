@@ -9,6 +9,7 @@ import pytest
 
 from search import ann as ann_module
 from search.ann import ANNError, build_ann, exact_search, read_ann, rebuild_ann, update_ann
+from search.errors import EmptyIndexError, NoIndexError
 from search.image_index import INDEX_FORMAT, load_index, save_index
 
 
@@ -98,11 +99,11 @@ def test_ann_command_core_builds_for_an_existing_index_without_touching_rows(tmp
 
 
 def test_missing_empty_and_damaged_indexes_and_structures_give_clear_errors(tmp_path, rows):
-    with pytest.raises(ANNError, match="no index in"):
+    with pytest.raises(NoIndexError, match="no index in"):
         rebuild_ann(tmp_path / "nothing")
     empty = tmp_path / "empty.index"
     write_index(empty, rows[:0])
-    with pytest.raises(ANNError, match="is empty"):
+    with pytest.raises(EmptyIndexError, match="is empty"):
         rebuild_ann(empty)
     folder = tmp_path / "damaged.index"
     write_index(folder, rows[:200])
@@ -115,7 +116,7 @@ def test_missing_empty_and_damaged_indexes_and_structures_give_clear_errors(tmp_
     rebuild_ann(good)
     meta = json.loads((good / "meta.json").read_text())
     (good / meta["ann"]["file"]).write_bytes(b"garbage")
-    with pytest.raises(ANNError, match="unreadable.*--exact"):
+    with pytest.raises(ANNError, match="unreadable"):
         read_ann(good, meta)
     other = tmp_path / "other.index"
     write_index(other, rows[:300])

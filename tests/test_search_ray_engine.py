@@ -63,7 +63,7 @@ def test_ray_engine_matches_the_local_engine_and_resumes_a_killed_run(
 
     with pytest.raises(KeyboardInterrupt):
         embed_image_files_ray(
-            str(model_dir), None, paths, BATCH, index_folder, RayOptions(), print,
+            str(model_dir), paths, BATCH, index_folder, RayOptions(), print,
             killed_after_two_batches,
         )  # fmt: skip
     parts = list((index_folder / WORK_FOLDER).rglob("part-*.npz"))
@@ -71,7 +71,7 @@ def test_ray_engine_matches_the_local_engine_and_resumes_a_killed_run(
 
     messages = []
     result = embed_image_files_ray(
-        str(model_dir), None, paths, BATCH, index_folder, RayOptions(), messages.append
+        str(model_dir), paths, BATCH, index_folder, RayOptions(), messages.append
     )
     rows, kept, failures = result.embeddings, result.kept, result.failures
     assert messages[0] == f"resuming: {len(parts)} of 3 batches already embedded"
@@ -122,4 +122,4 @@ def test_more_gpus_per_worker_than_the_cluster_has_is_a_clear_error(
     argv += ["--engine", "ray", "--gpus-per-worker", "1", "-q"]
     assert cli.main([str(arg) for arg in argv]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error == "error: --gpus-per-worker 1 asks for more GPUs than the Ray cluster has (0)"
+    assert error == "error: each embedding worker asks for 1 GPUs, more than the Ray cluster has (0)"
