@@ -1,7 +1,7 @@
 """A web page to search a photo index with Turkish text or a photo, and to classify a photo.
 
-    python app.py --index photos.index          # Search, Classify, About
-    python app.py --model turkish-clip          # Classify and About only
+    python app.py --index photos.index          # Search, Duplicates, Classify, About; the API
+    python app.py --model turkish-clip          # Classify and About only; the API less search
 
 The model loads once, with the command line's rules (an index's own model by default). The page
 listens on 127.0.0.1 unless --host says otherwise and never opens a public share link.
@@ -73,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(stop.code or 0)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     from web.engine import load_app_model
+    from web.errors import describe
     from web.server import bind, build_server_app, serve, url_host
 
     try:
@@ -82,10 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sock = bind(args.host, args.port)
         server_app = build_server_app(app, examples)
     except (OSError, ValueError, TypeError) as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        print(f"error: {describe(error)}", file=sys.stderr)
         return 1
     port = sock.getsockname()[1]
     print(f"Turkish CLIP page on http://{url_host(args.host)}:{port}", flush=True)
+    print(f"HTTP API under http://{url_host(args.host)}:{port}/api/ (see /api/docs)", flush=True)
     serve(server_app, sock)  # uvicorn ends cleanly on Ctrl-C
     return 0
 

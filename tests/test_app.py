@@ -27,6 +27,7 @@ from web_setup import (
 
 import app as app_command
 from inference.loading import ModelChoiceError
+from search.errors import NoIndexError
 from search.image_index import load_index
 from web import callbacks
 from web.engine import AppInputError, describe_age, index_summary, load_app_model
@@ -54,9 +55,7 @@ def reference(setup):
 
 @pytest.fixture(scope="module")
 def files(page_model) -> ThumbnailFiles:
-    index = page_model.index
-    paths = [entry["path"] for entry in index.files]
-    return ThumbnailFiles(Path(index.meta["root"]), paths, page_model.max_pixels)
+    return ThumbnailFiles(page_model.index, page_model.max_pixels)
 
 
 def paths_of(items: list[tuple[str, str]]) -> list[str]:
@@ -76,7 +75,7 @@ def test_loads_the_index_model_and_refuses_another(tmp_path, setup, page_model) 
     other = save_tiny_model_folder(tmp_path / "other", seed=1)
     with pytest.raises(ModelChoiceError, match="the index was built with model"):
         load_app_model(str(other), None, index)
-    with pytest.raises(AppInputError, match="no index in"):
+    with pytest.raises(NoIndexError, match="no index in"):
         load_app_model(str(model_dir), None, tmp_path / "missing.index")
 
 
@@ -95,7 +94,7 @@ def test_text_search_ranks_as_the_model_embeds(page_model, reference, files) -> 
     index = load_index(page_model.index_folder)
     scores = index.embeddings @ query
     expected = np.argsort(-scores, kind="stable")[:3]
-    assert rows == expected.tolist()
+    assert rows == [thumbnail_id(index.files[row]["path"]) for row in expected]
     assert paths_of(items) == [index.files[row]["path"] for row in expected]
     assert scores_of(items) == pytest.approx(scores[expected], abs=1e-4)
     assert items[0][0] == BASE + "/thumbnail/" + thumbnail_id(index.files[expected[0]]["path"])
@@ -421,6 +420,8 @@ def test_command_serves_search_classify_and_about(capsys, monkeypatch, setup) ->
     """main() loads, binds 127.0.0.1 and hands the page to uvicorn; served here in a thread."""
     import urllib.request
 
+    from web_setup import start_on
+
     from web import server
 
     handed = {}
@@ -429,14 +430,14 @@ def test_command_serves_search_classify_and_about(capsys, monkeypatch, setup) ->
     host, port = handed["sock"].getsockname()[:2]
     assert host == "127.0.0.1"
     assert f"Turkish CLIP page on http://127.0.0.1:{port}" in capsys.readouterr().out
-    running = server.start_on(handed["app"], handed["sock"])
+    running = start_on(handed["app"], handed["sock"])
     try:
         with urllib.request.urlopen(running.url + "/config", timeout=30) as response:
             config = json.loads(response.read())
     finally:
         running.stop()
     tabs = [c["props"].get("label") for c in config["components"] if c["type"] == "tabitem"]
-    assert tabs == ["Search", "Classify", "About"]
+    assert tabs == ["Search", "Duplicates", "Classify", "About"]
 
 
 def test_library_logging_is_left_as_found() -> None:

@@ -1,9 +1,14 @@
 """Shared set-up of the web page's tests: a tiny model, a photo folder indexed by cli.py, and the
-page served on a free port of 127.0.0.1."""
+page served on a free port of 127.0.0.1 in a background thread."""
+
+from __future__ import annotations
 
 import contextlib
 import io
 import os
+import socket
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import huggingface_hub.utils
@@ -14,7 +19,7 @@ from PIL import Image
 
 import cli
 from web.engine import AppModel, load_app_model
-from web.server import RunningServer, build_server_app, start
+from web.server import bind, build_server_app, url_host, uvicorn_server
 
 PHOTOS = ["deniz.png", "kedi.jpg", "orman.webp", "tatil/sahil.png", "tatil/şehir gece.jpg"]
 
@@ -70,3 +75,31 @@ def load_for_page(index: Path) -> AppModel:
 def serve_page(app: AppModel, examples: list[Path] = ()) -> RunningServer:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     return start(build_server_app(app, examples), "127.0.0.1", 0)
+
+
+@dataclass
+class RunningServer:
+    url: str
+    server: object
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start(server_app, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+    """Serves in a background thread; stop() ends it."""
+    return start_on(server_app, bind(host, port))
+
+
+def start_on(server_app, sock: socket.socket) -> RunningServer:
+    host, port = sock.getsockname()[:2]
+    server = uvicorn_server(server_app)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.05)
+    if not server.started:
+        raise RuntimeError(f"the server on {host}:{port} did not start")
+    return RunningServer(f"http://{url_host(host)}:{port}", server, thread)

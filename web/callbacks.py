@@ -1,20 +1,24 @@
 """What the page's buttons do, in plain Python: page values in, page values out, errors as text.
 
 Every failure the user can cause comes back as a one-line message for the page, never as a
-traceback; the model is reached only through web.engine.
+traceback; the model and the index are reached only through the core (web.engine.AppModel).
 """
 
 from pathlib import Path
 
-from web.engine import AppInputError, AppModel, Match, classify, row_embedding, search_index
+from search.errors import SearchError
+from search.filters import parse_filter
+from search.photo_index import PhotoHit, check_score
+from web.engine import AppInputError, AppModel
+from web.errors import describe
 from web.thumbnails import ThumbnailFiles
 
 ENSEMBLE_CHOICE = "Turkish template ensemble"
 DEFAULT_CHOICE = "Default template"
 MAX_LABELS = 100
 
-# A gallery item: (absolute thumbnail URL, caption); the rows let a click find its image.
-Results = tuple[list[tuple[str, str]], list[int], str]
+# A gallery item: (absolute thumbnail URL, caption); the ids let a click find its photo.
+Results = tuple[list[tuple[str, str]], list[str], str]
 
 
 def parse_labels(text: str | None) -> list[str]:
@@ -59,42 +63,101 @@ def open_upload(app: AppModel, path: str | None, uploads: Path):
         raise AppInputError(message) from None
 
 
-def top_k_value(value: float | int | None, limit: int) -> int:
+def top_k_value(value: float | int | None) -> int:
     try:
         k = int(value)
     except (TypeError, ValueError):
         raise AppInputError(f"the number of results must be a number, got {value!r}") from None
     if k < 1:
         raise AppInputError(f"the number of results must be at least 1, got {k}")
-    return min(k, limit)
+    return k
+
+
+def min_score_value(value: float | int | None) -> float | None:
+    """The page's threshold; -1 (the slider's left end) or nothing means none."""
+    if value is None or value == "":
+        return None
+    try:
+        score = check_score(float(value), "the minimum score")
+    except (TypeError, ValueError):
+        raise AppInputError(f"the minimum score must be a number, got {value!r}") from None
+    return None if score <= -1 else score
 
 
 def search_text(
-    app: AppModel, files: ThumbnailFiles, query: str | None, top_k, base_url: str
+    app: AppModel,
+    files: ThumbnailFiles,
+    query: str | None,
+    top_k,
+    base_url: str,
+    filters: dict | None = None,
+    min_score=None,
 ) -> Results:
-    return _guarded(lambda: _text_results(app, files, query, top_k, base_url))
+    def run() -> Results:
+        text = (query or "").strip()
+        if not text:
+            raise AppInputError("type what to look for, e.g. sahilde koşan bir köpek")
+        return _search(app, files, app.query(text=text), top_k, base_url, filters, min_score)
+
+    return _guarded(run)
 
 
 def search_upload(
-    app: AppModel, files: ThumbnailFiles, path: str | None, uploads: Path, top_k, base_url: str
+    app: AppModel,
+    files: ThumbnailFiles,
+    path: str | None,
+    uploads: Path,
+    top_k,
+    base_url: str,
+    filters: dict | None = None,
+    min_score=None,
 ) -> Results:
     def run() -> Results:
-        query = app.embed_image(open_upload(app, path, uploads))
-        return _results(files, search_index(app, query, _k(app, top_k)), base_url)
+        query = app.query(image=open_upload(app, path, uploads))
+        return _search(app, files, query, top_k, base_url, filters, min_score)
 
     return _guarded(run)
 
 
 def search_like(
-    app: AppModel, files: ThumbnailFiles, rows: list[int], clicked: int, top_k, base_url: str
+    app: AppModel,
+    files: ThumbnailFiles,
+    shown: list[str],
+    clicked: int,
+    top_k,
+    base_url: str,
+    filters: dict | None = None,
+    min_score=None,
 ) -> Results:
+    """Similar photos: the clicked result's own embedding as the query."""
+
     def run() -> Results:
-        if not 0 <= clicked < len(rows):
+        if not 0 <= clicked < len(shown):
             raise AppInputError("that result is no longer shown; search again")
-        query = row_embedding(app, rows[clicked])
-        return _results(files, search_index(app, query, _k(app, top_k)), base_url)
+        query = app.query(image_id=shown[clicked])
+        return _search(app, files, query, top_k, base_url, filters, min_score)
 
     return _guarded(run)
+
+
+def find_duplicates(
+    app: AppModel, files: ThumbnailFiles, threshold, base_url: str
+) -> tuple[list[tuple[str, str]], str]:
+    """Gallery items of every group of near-copies (each caption names its group, score, size
+    and date), and a summary line; nothing is deleted."""
+    try:
+        groups = app.photos().duplicates(check_score(float(threshold), "the threshold"))
+    except (TypeError, ValueError) as error:
+        return [], f"**Error:** {describe(error)}"
+    items = []
+    for number, group in enumerate(groups, 1):
+        for photo in group.photos:
+            caption = (
+                f"group {number} · {photo.score:.4f} · {photo.path} · {photo.size:,} bytes"
+                f" · {photo.taken or 'no date'}"
+            )
+            items.append((base_url + files.url(photo.path), caption))
+    return items, f"{len(groups)} groups of near-duplicates at threshold {float(threshold):g}"
 
 
 def classify_upload(
@@ -104,11 +167,10 @@ def classify_upload(
         labels = parse_labels(labels_text)
         templates = choose_templates(app, choice)
         image = open_upload(app, path, uploads)
-        return classify(app, image, labels, templates), ""
-    except AppInputError as error:
-        return None, f"**Error:** {error}"
-    except (TypeError, ValueError) as error:  # labels the tokenizer refuses
-        return None, f"**Error:** {' '.join(str(error).split())}"
+        scores = app.label_scores(image, labels, templates)
+        return {item["label"]: item["score"] for item in scores}, ""
+    except (AppInputError, TypeError, ValueError) as error:  # labels the tokenizer refuses too
+        return None, f"**Error:** {describe(error)}"
 
 
 def preview_upload(app: AppModel, path: str | None, uploads: Path):
@@ -121,27 +183,21 @@ def preview_upload(app: AppModel, path: str | None, uploads: Path):
         return None, f"**Error:** {error}"
 
 
-def _text_results(app: AppModel, files: ThumbnailFiles, query, top_k, base_url) -> Results:
-    text = (query or "").strip()
-    if not text:
-        raise AppInputError("type what to look for, e.g. sahilde koşan bir köpek")
-    k = _k(app, top_k)
-    return _results(files, search_index(app, app.embed_text(text), k), base_url)
+def _search(
+    app: AppModel, files: ThumbnailFiles, query, top_k, base_url: str, filters, min_score
+) -> Results:
+    hits = app.search(query, top_k_value(top_k), parse_filter(filters), min_score_value(min_score))
+    return _results(files, hits, base_url)
 
 
-def _k(app: AppModel, top_k) -> int:
-    return top_k_value(top_k, len(app.index.files))
-
-
-def _results(files: ThumbnailFiles, matches: list[Match], base_url: str) -> Results:
-    items = [
-        (base_url + files.url(match.path), f"{match.score:.4f} · {match.path}") for match in matches
-    ]
-    return items, [match.row for match in matches], ""
+def _results(files: ThumbnailFiles, hits: list[PhotoHit], base_url: str) -> Results:
+    items = [(base_url + files.url(hit.path), f"{hit.score:.4f} · {hit.path}") for hit in hits]
+    message = "" if hits else "no photo matches the query, filters and minimum score"
+    return items, [hit.id for hit in hits], message
 
 
 def _guarded(run) -> Results:
     try:
         return run()
-    except (AppInputError, TypeError, ValueError) as error:
-        return [], [], f"**Error:** {' '.join(str(error).split())}"
+    except (AppInputError, SearchError, TypeError, ValueError) as error:
+        return [], [], f"**Error:** {describe(error)}"

@@ -23,6 +23,8 @@ def build_page(app: AppModel, files: ThumbnailFiles | None, examples: list[Path]
             if files is not None:
                 with gr.Tab("Search", id="search"):
                     _search_tab(gr, app, files)
+                with gr.Tab("Duplicates", id="duplicates"):
+                    _duplicates_tab(gr, app, files)
             with gr.Tab("Classify", id="classify"):
                 _classify_tab(gr, app, examples)
             with gr.Tab("About", id="about"):
@@ -41,6 +43,9 @@ def _search_tab(gr, app: AppModel, files: ThumbnailFiles) -> None:
         button = gr.Button("Search", variant="primary", elem_id="search-button", scale=1)
     with gr.Row():
         top_k = gr.Slider(1, MAX_TOP_K, value=DEFAULT_TOP_K, step=1, label="Results", scale=1)
+        min_score = gr.Slider(
+            -1, 1, value=-1, step=0.01, label="Minimum score", elem_id="min-score", scale=1
+        )
         upload = gr.File(
             label="Find similar: upload a photo",
             file_types=["image"],
@@ -49,31 +54,77 @@ def _search_tab(gr, app: AppModel, files: ThumbnailFiles) -> None:
             elem_id="similar-upload",
             scale=1,
         )
+    with gr.Accordion("Filters", open=False, elem_id="filters"), gr.Row():
+        taken_after = gr.Textbox(
+            label="Taken on or after", placeholder="2024-06-01", elem_id="taken-after"
+        )
+        taken_before = gr.Textbox(
+            label="Taken before", placeholder="2024-09-01", elem_id="taken-before"
+        )
+        camera = gr.Textbox(label="Camera", placeholder="nikon", elem_id="camera")
+        folder = gr.Textbox(label="Folder", placeholder="tatil/2024", elem_id="folder")
+        kind = gr.Textbox(label="File type", placeholder="jpg", elem_id="type")
     message = gr.Markdown(elem_id="search-message")
     gallery = gr.Gallery(
-        label="Results (click one to find images like it)",
+        label="Results (click one for similar photos)",
         columns=4,
         allow_preview=False,
         object_fit="cover",
         elem_id="results",
     )
-    rows = gr.State([])
-    outputs = [gallery, rows, message]
+    shown = gr.State([])
+    outputs = [gallery, shown, message]
+    options = [top_k, taken_after, taken_before, camera, folder, kind, min_score]
 
-    def by_text(text, k, request: gr.Request):
-        return callbacks.search_text(app, files, text, k, page_origin(request))
+    def filters(after, before, camera_text, folder_text, type_text) -> dict:
+        values = (after, before, camera_text, folder_text, type_text)
+        names = ("taken_after", "taken_before", "camera", "folder", "type")
+        return dict(zip(names, values))
 
-    def by_upload(path, k, request: gr.Request):
+    def by_text(text, k, after, before, cam, sub, ext, least, request: gr.Request):
+        chosen = filters(after, before, cam, sub, ext)
+        origin = page_origin(request)
+        return callbacks.search_text(app, files, text, k, origin, chosen, least)
+
+    def by_upload(path, k, after, before, cam, sub, ext, least, request: gr.Request):
+        chosen = filters(after, before, cam, sub, ext)
+        origin = page_origin(request)
         uploads = upload_folder()
-        return callbacks.search_upload(app, files, path, uploads, k, page_origin(request))
+        return callbacks.search_upload(app, files, path, uploads, k, origin, chosen, least)
 
-    def like(shown, k, event: gr.SelectData, request: gr.Request):
-        return callbacks.search_like(app, files, shown, event.index, k, page_origin(request))
+    def similar(
+        ids, k, after, before, cam, sub, ext, least, event: gr.SelectData, request: gr.Request
+    ):
+        chosen = filters(after, before, cam, sub, ext)
+        origin = page_origin(request)
+        return callbacks.search_like(app, files, ids, event.index, k, origin, chosen, least)
 
-    button.click(by_text, [query, top_k], outputs)
-    query.submit(by_text, [query, top_k], outputs)
-    upload.upload(by_upload, [upload, top_k], outputs)
-    gallery.select(like, [rows, top_k], outputs)
+    button.click(by_text, [query, *options], outputs)
+    query.submit(by_text, [query, *options], outputs)
+    upload.upload(by_upload, [upload, *options], outputs)
+    gallery.select(similar, [shown, *options], outputs)
+
+
+def _duplicates_tab(gr, app: AppModel, files: ThumbnailFiles) -> None:
+    gr.Markdown(
+        "Groups of near-copies (resized, re-encoded, lightly cropped), largest file first, "
+        "with size and date so you can choose which to keep. Nothing is deleted."
+    )
+    with gr.Row():
+        threshold = gr.Slider(
+            0.5, 1, value=0.95, step=0.005, label="Similarity threshold", elem_id="threshold"
+        )
+        button = gr.Button("Find duplicates", variant="primary", elem_id="duplicates-button")
+    message = gr.Markdown(elem_id="duplicates-message")
+    gallery = gr.Gallery(
+        label="Duplicate groups", columns=4, allow_preview=False, elem_id="duplicates"
+    )
+
+    def run(value, request: gr.Request):
+        items, summary = callbacks.find_duplicates(app, files, value, page_origin(request))
+        return items, summary
+
+    button.click(run, [threshold], [gallery, message])
 
 
 def _classify_tab(gr, app: AppModel, examples: list[Path]) -> None:

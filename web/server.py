@@ -1,11 +1,11 @@
-"""The page's HTTP server: thumbnails and the Gradio page on one FastAPI app, run by uvicorn."""
+"""The page's HTTP server: the HTTP API, thumbnails and the Gradio page on one FastAPI app, run
+by uvicorn."""
 
 import os
 import socket
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 
+from web.api import add_api
 from web.engine import AppModel
 from web.page import build_page, example_copies
 from web.thumbnails import ThumbnailFiles, add_thumbnail_route
@@ -20,20 +20,24 @@ MONO_FONTS = ["ui-monospace", "monospace"]
 
 
 def build_server_app(app: AppModel, examples: list[Path] = ()):
-    """A FastAPI app serving /thumbnail/<id> (with an index) and the page at /."""
+    """A FastAPI app serving the API under /api/ (its OpenAPI page at /api/docs),
+    /thumbnail/<id> (with an index) and the page at /."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported
     import gradio as gr
     from fastapi import FastAPI
 
-    server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    server = FastAPI(
+        title="Turkish CLIP",
+        summary="Search a photo index with Turkish text or photos; classify and embed.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    add_api(server, app)  # before the page, which is mounted at "/"
     files = None
     if app.index is not None:
-        files = ThumbnailFiles(
-            Path(app.index.meta["root"]),
-            [entry["path"] for entry in app.index.files],
-            app.max_pixels,
-        )
-        add_thumbnail_route(server, files)  # before the page, which is mounted at "/"
+        files = ThumbnailFiles(app.index, app.max_pixels)
+        add_thumbnail_route(server, files)
     page = build_page(app, files, example_copies(list(examples)))
     page.queue(default_concurrency_limit=CONCURRENCY)
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
@@ -44,17 +48,6 @@ def build_server_app(app: AppModel, examples: list[Path] = ()):
     # mounting never marks; unmarked, its API would copy any server path named by a client.
     page.has_launched = True
     return mounted
-
-
-@dataclass
-class RunningServer:
-    url: str
-    server: object
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -73,31 +66,14 @@ def bind(host: str, port: int) -> socket.socket:
 
 def serve(server_app, sock: socket.socket) -> None:
     """Serves until interrupted."""
-    _uvicorn(server_app).run(sockets=[sock])
-
-
-def start(server_app, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-    """Serves in a background thread (for tests and embedding); stop() ends it."""
-    return start_on(server_app, bind(host, port))
-
-
-def start_on(server_app, sock: socket.socket) -> RunningServer:
-    host, port = sock.getsockname()[:2]
-    server = _uvicorn(server_app)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        threading.Event().wait(0.05)
-    if not server.started:
-        raise RuntimeError(f"the server on {host}:{port} did not start")
-    return RunningServer(f"http://{url_host(host)}:{port}", server, thread)
+    uvicorn_server(server_app).run(sockets=[sock])
 
 
 def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _uvicorn(server_app):
+def uvicorn_server(server_app):
     import uvicorn
 
     return uvicorn.Server(uvicorn.Config(server_app, log_level="warning", lifespan="on"))

@@ -1,14 +1,17 @@
 """Thumbnails of indexed images, and nothing else: an opaque id per indexed file is the only way in.
 
-An id maps to a path the index lists; that path is resolved (symlinks included) and served only
-if it is still a file inside the index's root. Any other request gets an empty 403 or 404.
+An id maps to a path the index's current generation lists (so photos added by an update have
+thumbnails at once); that path is resolved (symlinks included) and served only if it is still a
+file inside the index's root. Any other request gets an empty 403 or 404.
 """
 
-import hashlib
 import io
 import threading
 from collections import OrderedDict
 from pathlib import Path
+
+from search.errors import SearchError
+from search.photo_index import PhotoIndex, photo_id
 
 THUMBNAIL_SIZE = 256
 CACHE_ENTRIES = 512
@@ -24,17 +27,16 @@ class ThumbnailRefused(Exception):
 
 
 def thumbnail_id(relative_path: str) -> str:
-    """Stable across restarts and reveals nothing of the path."""
-    return hashlib.sha256(relative_path.encode("utf-8")).hexdigest()[:24]
+    """The photo's id (search/photo_index.py): stable across restarts, reveals nothing."""
+    return photo_id(relative_path)
 
 
 class ThumbnailFiles:
-    """The allow-list: ids of the files an index lists, under its root."""
+    """The allow-list: ids of the files the index lists now, under its root."""
 
-    def __init__(self, root: Path, relative_paths: list[str], max_pixels: int | None):
-        self.root = Path(root).resolve()
+    def __init__(self, index: PhotoIndex, max_pixels: int | None):
+        self.index = index
         self.max_pixels = max_pixels
-        self._paths = {thumbnail_id(path): path for path in relative_paths}
         self._cache: OrderedDict = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -43,14 +45,19 @@ class ThumbnailFiles:
 
     def resolve(self, token: str) -> Path:
         """The real file behind `token`; ThumbnailRefused(404 or 403) if there is none to serve."""
-        relative = self._paths.get(token)
-        if relative is None:
-            raise ThumbnailRefused(404)
         try:
-            real = (self.root / relative).resolve(strict=True)
+            generation = self.index.current()
+        except SearchError:  # the index went away or belongs to another model now
+            raise ThumbnailRefused(404) from None
+        row = generation.rows.get(token)
+        if row is None:
+            raise ThumbnailRefused(404)
+        root = generation.root.resolve()
+        try:
+            real = (root / generation.index.files[row]["path"]).resolve(strict=True)
         except (OSError, RuntimeError):  # deleted since indexing, or a symlink loop
             raise ThumbnailRefused(404) from None
-        if not real.is_relative_to(self.root):
+        if not real.is_relative_to(root):
             raise ThumbnailRefused(403)  # a symlink now points out of the indexed folder
         if not real.is_file():
             raise ThumbnailRefused(404)
@@ -91,7 +98,7 @@ def add_thumbnail_route(app, files: ThumbnailFiles) -> None:
     from fastapi import Response
 
     # `:path` sends every request under the route here, "/" and ".." included, for an empty answer.
-    @app.get(ROUTE + "/{token:path}")
+    @app.get(ROUTE + "/{token:path}", include_in_schema=False)
     def thumbnail(token: str) -> Response:
         try:
             data = files.jpeg(token)
