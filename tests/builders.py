@@ -187,3 +187,41 @@ def save_tiny_bert(directory: Path, seed: int = 0) -> Path:
     tokenizer = BertTokenizerFast(str(TOKENIZER_DIR / "vocab.txt"), do_lower_case=False)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+# Photo libraries: EXIF written by Pillow, and smooth pictures whose near-copies stay near.
+
+EXIF_IFD, MAKE, MODEL, DATE_TIME_ORIGINAL = 0x8769, 0x010F, 0x0110, 0x9003
+
+
+def smooth_image(seed: int, size: tuple[int, int] = (320, 240)):
+    """A picture of smooth colour gradients (6x8 random colours, upscaled): unlike noise, it
+    stays itself when resized, re-encoded or lightly cropped."""
+    import numpy as np
+    from PIL import Image
+
+    small = np.random.default_rng(seed).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    return Image.fromarray(small).resize(size, Image.BICUBIC)
+
+
+def exif_photo(
+    path: Path,
+    seed: int,
+    taken: str | None = None,
+    make: str | None = None,
+    model: str | None = None,
+) -> Path:
+    """A JPEG (or PNG, by suffix) with EXIF DateTimeOriginal ("2021:06:01 12:00:00"), Make and
+    Model where given."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    if make is not None:
+        exif[MAKE] = make
+    if model is not None:
+        exif[MODEL] = model
+    if taken is not None:
+        exif.get_ifd(EXIF_IFD)[DATE_TIME_ORIGINAL] = taken
+    path.parent.mkdir(parents=True, exist_ok=True)
+    smooth_image(seed).save(path, exif=exif)
+    return path
