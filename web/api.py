@@ -196,7 +196,8 @@ def add_api(server, app: AppModel) -> None:
         include_in_schema=False,
     )
     def elsewhere(rest: str, request: Request):
-        if rest in ENDPOINTS or rest.startswith("photos/"):
+        photo = rest.startswith("photos/") and "/" not in rest.removeprefix("photos/")
+        if rest in ENDPOINTS or photo:
             message = f"{request.method} is not allowed on /api/{rest}"
             return JSONResponse({"error": message}, status_code=405)
         return JSONResponse({"error": f"no endpoint /api/{rest}"}, status_code=404)
