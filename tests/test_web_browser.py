@@ -114,7 +114,7 @@ def test_uploaded_photo_finds_itself_first(page, site) -> None:
     assert results(page, len(PHOTOS))[0] == (1.0, "tatil/sahil.png")
 
 
-def test_clicking_a_result_finds_images_like_it(page) -> None:
+def test_clicking_a_result_shows_similar_photos(page) -> None:
     search(page, "orman")
     third = results(page, len(PHOTOS))[2][1]
     page.locator("#results .thumbnail-item").nth(2).click()
@@ -123,6 +123,58 @@ def test_clicking_a_result_finds_images_like_it(page) -> None:
         " === '1.0000 · ' + path",
         arg=third,
     )
+    similar = results(page, len(PHOTOS))
+    assert similar[0] == (1.0, third)  # the photo itself, then the others by similarity
+    scores = [score for score, _ in similar]
+    assert scores == sorted(scores, reverse=True) and all(score < 1.0 for score in scores[1:])
+
+
+def test_a_folder_filter_and_a_minimum_score_narrow_the_results(page) -> None:
+    page.get_by_text("Filters").click()
+    page.fill("#folder textarea", "tatil")
+    search(page, "deniz")
+    shown = results(page, 2)
+    assert sorted(path for _, path in shown) == ["tatil/sahil.png", "tatil/şehir gece.jpg"]
+    page.fill("#folder textarea", "")
+    page.fill("#type textarea", "jpg")
+    search(page, "deniz")
+    assert sorted(path for _, path in results(page, 2)) == ["kedi.jpg", "tatil/şehir gece.jpg"]
+    page.fill("#type textarea", "gif")
+    search(page, "deniz")
+    page.locator("#search-message").filter(has_text="no photo matches").wait_for()
+    assert page.locator("#results img").count() == 0
+    screenshot(page, "search-filters")
+
+
+def test_a_bad_date_filter_is_a_message(page) -> None:
+    page.get_by_text("Filters").click()
+    page.fill("#taken-after textarea", "dün")
+    search(page, "deniz")
+    message = page.locator("#search-message")
+    message.filter(has_text="taken_after").wait_for()
+    assert "must be an ISO date" in message.inner_text()
+
+
+def test_duplicates_tab_shows_the_indexs_groups(page, site) -> None:
+    from search.photo_index import PhotoIndex
+
+    groups = PhotoIndex.open(site[2] / "photos.index").duplicates(0.95)
+    page.get_by_role("tab", name="Duplicates").click()
+    page.click("#duplicates-button")
+    message = page.locator("#duplicates-message")
+    message.filter(has_text="groups of near-duplicates").wait_for()
+    assert message.inner_text().startswith(f"{len(groups)} groups")
+    photos = sum(len(group.photos) for group in groups)
+    page.wait_for_function(
+        "n => document.querySelectorAll('#duplicates .caption-label').length === n", arg=photos
+    )
+    captions = page.locator("#duplicates .caption-label").all_inner_texts()
+    expected = [
+        f"group {number} · {photo.score:.4f} · {photo.path}"
+        for number, group in enumerate(groups, 1)
+        for photo in group.photos
+    ]
+    assert [caption.rsplit(" · ", 2)[0] for caption in captions] == expected
 
 
 def test_classify_shows_every_label_with_a_percentage(page, site) -> None:
