@@ -8,6 +8,7 @@ file inside the index's root. Any other request gets an empty 403 or 404.
 import io
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from pathlib import Path
 
 from search.errors import SearchError
@@ -16,6 +17,9 @@ from search.photo_index import PhotoIndex, photo_id
 THUMBNAIL_SIZE = 256
 CACHE_ENTRIES = 512
 ROUTE = "/thumbnail"
+# Photos decoded at once, whatever the number of requests: each decode of a camera photo holds
+# its full pixels for a moment (a 42 MP photo is 126 MB), so requests beyond this wait.
+MAX_DECODES = 2
 
 
 class ThumbnailRefused(Exception):
@@ -39,6 +43,9 @@ class ThumbnailFiles:
         self.max_pixels = max_pixels
         self._cache: OrderedDict = OrderedDict()
         self._cache_lock = threading.Lock()
+        # One decode per file at a time: requests for a photo being rendered wait for that render.
+        self._rendering: dict[tuple, Future] = {}
+        self._decode_slots = threading.BoundedSemaphore(MAX_DECODES)
 
     def url(self, relative_path: str) -> str:
         return f"{ROUTE}/{thumbnail_id(relative_path)}"
@@ -72,11 +79,25 @@ class ThumbnailFiles:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        data = _render(real, self.max_pixels)
+            pending = self._rendering.get(key)
+            if pending is None:
+                self._rendering[key] = rendering = Future()
+        if pending is not None:
+            return pending.result()  # another request is rendering this very file
+        try:
+            with self._decode_slots:
+                data = _render(real, self.max_pixels)
+        except BaseException as error:
+            rendering.set_exception(error)
+            raise
+        finally:
+            with self._cache_lock:
+                self._rendering.pop(key, None)
         with self._cache_lock:
             self._cache[key] = data
             while len(self._cache) > CACHE_ENTRIES:
                 self._cache.popitem(last=False)
+        rendering.set_result(data)
         return data
 
 
