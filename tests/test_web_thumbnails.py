@@ -5,8 +5,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from search.image_index import save_index
+from search.photo_index import PhotoIndex
 from tests.builders import noise_image
 from web import thumbnails
 from web.thumbnails import MAX_DECODES, ThumbnailFiles, ThumbnailRefused, thumbnail_id
@@ -14,10 +17,16 @@ from web.thumbnails import MAX_DECODES, ThumbnailFiles, ThumbnailRefused, thumbn
 
 @pytest.fixture
 def photo_files(tmp_path: Path) -> ThumbnailFiles:
+    """An index of six photos (its rows random: thumbnails never read them)."""
     names = [f"photo{i}.png" for i in range(6)]
+    entries = []
     for seed, name in enumerate(names):
-        noise_image(tmp_path / name, seed)
-    return ThumbnailFiles(tmp_path, names, max_pixels=None)
+        stat = noise_image(tmp_path / name, seed).stat()
+        entries.append({"path": name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+    rows = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    meta = {"model": "any", "revision": None, "dim": 4, "root": str(tmp_path)}
+    save_index(tmp_path / "photos.index", meta, entries, rows, None)
+    return ThumbnailFiles(PhotoIndex.open(tmp_path / "photos.index"), max_pixels=None)
 
 
 class CountingRender:
