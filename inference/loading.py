@@ -81,7 +81,7 @@ def model_source(name: str) -> str:
 
 def choose_backend(name: str, backend: str | None, int8: bool = False) -> str:
     """The backend asked for; by default onnxruntime on a CPU where the model folder has its ONNX
-    files (faster there: see the README's Performance section), torch otherwise.
+    files (faster there: see docs/performance.md), torch otherwise.
 
     Hub ids default to torch: finding out whether a repository has ONNX files costs a request.
     """
