@@ -22,13 +22,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from run import FULL, QUICK, Row, build_model, build_processor, make_photos, print_table  # noqa: E402
-
 import cli  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    FULL,
+    QUICK,
+    Row,
+    build_model,
+    build_processor,
+    make_photos,
+    print_table,
+)
 from inference.loading import load_model  # noqa: E402
 from search import ray_engine  # noqa: E402
 from turkish_clip import save_model_folder  # noqa: E402
@@ -50,7 +56,6 @@ def ray_run(
     start = time.perf_counter()
     ray_engine.embed_image_files_ray(
         str(folder),
-        None,
         photos,
         batch,
         index,

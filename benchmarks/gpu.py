@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from benchmarks.run import TINY_VISION  # noqa: E402
+from benchmarks.harness import TINY_VISION  # noqa: E402
 from benchmarks.training import TINY, training_samples_per_second  # noqa: E402
 from turkish_clip import TurkishCLIPConfig, TurkishCLIPModel  # noqa: E402
 

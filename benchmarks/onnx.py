@@ -2,9 +2,9 @@
 
     python -m benchmarks.onnx [--quick] [--texts N] [--repeats N]   # these rows alone
 
-Called by benchmarks/run.py on the model folder it saved. onnxruntime's idle threads are told
-not to spin (inference/onnx_backend.py does that for every session), so a session that is not
-running leaves the cores to whichever one is being timed.
+Called by benchmarks/run.py on the model folder it saved; both import benchmarks/harness.py.
+onnxruntime's idle threads are told not to spin (inference/onnx_backend.py does that for every
+session), so a session that is not running leaves the cores to whichever one is being timed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.run import (
+from benchmarks.harness import (
     BATCH,
     FULL,
     QUICK,

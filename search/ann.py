@@ -184,9 +184,7 @@ def read_ann(folder: Path, meta: dict) -> ANN:
         index = faiss.deserialize_index(data)
     except (OSError, RuntimeError) as error:
         reason = " ".join(str(error).split())[:200]
-        raise ANNError(
-            f"approximate index {path} is unreadable ({reason})"
-        ) from None
+        raise ANNError(f"approximate index {path} is unreadable ({reason})") from None
     if index.ntotal != meta["count"] or index.d != meta["dim"]:
         raise ANNError(
             f"approximate index {path} holds {index.ntotal} rows of {index.d} dims, the index "

@@ -134,16 +134,20 @@ def test_bad_queries_files_are_refused_by_name(
 def test_ann_on_a_missing_or_corrupt_index_and_a_corrupt_structure(
     capsys, tmp_path, photos, model_dir
 ) -> None:
-    code, _, err = run(capsys, "ann", "--index", tmp_path / "yok.index")
-    assert (code, err) == (1, f"error: no index in '{tmp_path / 'yok.index'}' (build one with "
-                              f"`cli.py index FOLDER --index {tmp_path / 'yok.index'}`)\n")  # fmt: skip
+    missing = tmp_path / "yok.index"
+    code, _, err = run(capsys, "ann", "--index", missing)
+    hint = f"build one with `cli.py index FOLDER --index {missing}`"
+    assert (code, err) == (1, f"error: no index in '{missing}' ({hint})\n")
     folder = tmp_path / "photos.index"
     build(capsys, photos, folder, model_dir, "--ann-threshold", 1)
     meta = json.loads((folder / "meta.json").read_text())
     (folder / meta["ann"]["file"]).write_bytes(b"bozuk")
     code, _, err = run(capsys, "search", "kedi", "--index", folder)
-    assert code == 1 and err.startswith(f"error: approximate index {folder / meta['ann']['file']}")
-    assert err.endswith(f"(rebuild it with `cli.py ann --index {folder}`, or search with --exact)\n")
+    structure = folder / meta["ann"]["file"]
+    assert code == 1 and err.startswith(f"error: approximate index {structure}")
+    assert err.endswith(
+        f"(rebuild it with `cli.py ann --index {folder}`, or search with --exact)\n"
+    )
     assert run(capsys, "search", "kedi", "--index", folder, "--exact")[0] == 0
     assert run(capsys, "ann", "--index", folder)[0] == 0
     assert run(capsys, "search", "kedi", "--index", folder)[0] == 0
