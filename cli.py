@@ -20,7 +20,18 @@ import numpy as np
 from evaluation.inputs import read_captions, read_class_labels
 from evaluation.metrics import RECALL_KS
 from evaluation.zero_shot import caption_report, class_images, classification_report
-from inference.loading import BACKENDS, DEFAULT_MODEL, ModelSpec, load_model, load_pipeline
+from inference.loading import (
+    BACKENDS,
+    DEFAULT_MODEL,
+    ModelChoiceError,
+    ModelSpec,
+    NoDefaultModelError,
+    RevisionOfFolderError,
+    UnpinnedCodeError,
+    UntrustedCodeError,
+    load_model,
+    load_pipeline,
+)
 from search.ann import DEFAULT_ANN_THRESHOLD, ANNError, rebuild_ann
 from search.embedding import embed_images
 from search.errors import (
@@ -47,6 +58,11 @@ class CLIError(Exception):
 
 # What to do about each of the core's errors, in this command line's terms.
 HINTS = {
+    RevisionOfFolderError: "drop --revision",
+    UntrustedCodeError: "if you trust that code, pass --trust-remote-code with --model naming "
+    "it, and --revision COMMIT_SHA for a Hub model",
+    UnpinnedCodeError: "pass --revision COMMIT_SHA",
+    NoDefaultModelError: "pass --model FOLDER_OR_HUB_ID",
     NoIndexError: "build one with `cli.py index FOLDER --index INDEX`",
     WrongModelError: "re-embed everything with `cli.py index FOLDER --index INDEX --reembed "
     "--model MODEL`, or use another --index folder",
@@ -56,7 +72,7 @@ HINTS = {
 }
 
 
-def worded(error: SearchError, index: str | None = None) -> str:
+def worded(error: SearchError | ModelChoiceError, index: str | None = None) -> str:
     """The core's message with this command line's hint, naming the --index given."""
     for kind, hint in HINTS.items():
         if isinstance(error, kind):
@@ -664,7 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except CLIError as error:
         print(f"error: {printable(error)}", file=sys.stderr)
-    except SearchError as error:
+    except (SearchError, ModelChoiceError) as error:
         index = getattr(args, "index", None)
         print(f"error: {printable(worded(error, index))}", file=sys.stderr)
     except (OSError, ValueError, TypeError) as error:  # from loading models and reading files

@@ -32,6 +32,22 @@ class OtherModelError(ModelChoiceError, WrongModelError):
     """Another model is named than the one an index was built with."""
 
 
+class RevisionOfFolderError(ModelChoiceError):
+    """A revision (a Hub commit) was given with a local folder."""
+
+
+class UntrustedCodeError(ModelChoiceError):
+    """The model needs code of its own, and its code was not trusted."""
+
+
+class UnpinnedCodeError(ModelChoiceError):
+    """A Hub model's code was trusted without pinning it to a commit sha."""
+
+
+class NoDefaultModelError(ModelChoiceError):
+    """No model was named, and the default folder is not there."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Which model to load and how: the one value every front door, the index update and the
@@ -200,9 +216,8 @@ def needs_remote_code(name: str, revision: str | None, trust_remote_code: bool) 
         raise ModelChoiceError(f"model {name!r} is a file, not a model folder")
     if folder.is_dir():
         if revision is not None:
-            raise ModelChoiceError(
-                f"--revision {revision!r} names a Hub commit, but model {name!r} is a local folder "
-                "(drop --revision)"
+            raise RevisionOfFolderError(
+                f"revision {revision!r} names a Hub commit, but model {name!r} is a local folder"
             )
         config = _read_config(folder / "config.json", repr(name))
         _check_weights(folder, name)
@@ -213,11 +228,10 @@ def needs_remote_code(name: str, revision: str | None, trust_remote_code: bool) 
     if model_type == MODEL_TYPE:
         return False
     if not trust_remote_code:
-        pin = "" if folder.is_dir() else " and --revision COMMIT_SHA"
-        raise ModelChoiceError(
+        pin = "" if folder.is_dir() else ", pinned to a commit sha"
+        raise UntrustedCodeError(
             f"model {_model_name(name, revision)} is of type {model_type!r}, not {MODEL_TYPE!r}: "
-            f"loading it runs code from it; if you trust that code, pass --trust-remote-code with "
-            f"--model naming it{pin}"
+            f"loading it runs code from it, which needs that code trusted (trust_remote_code){pin}"
         )
     return True
 
@@ -250,17 +264,17 @@ def _check_hub_id(name: str, revision: str | None, trust_remote_code: bool) -> N
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     if name == DEFAULT_MODEL:
-        raise ModelChoiceError(
+        raise NoDefaultModelError(
             f"model folder {DEFAULT_MODEL!r} not found: write it with `python hub_upload.py "
-            f"convert --output {DEFAULT_MODEL}` or pass --model (a folder or a Hub id)"
+            f"convert --output {DEFAULT_MODEL}`, or name a model folder or a Hub id"
         )
     try:
         validate_repo_id(name)
     except HFValidationError:
         raise ModelChoiceError(f"model folder {name!r} not found") from None
     if trust_remote_code and (revision is None or not _COMMIT_SHA.fullmatch(revision)):
-        raise ModelChoiceError(
-            f"--trust-remote-code with Hub model {name!r} needs --revision set to a full "
+        raise UnpinnedCodeError(
+            f"trusting the code of Hub model {name!r} needs its revision set to a full "
             f"40-character commit sha, not {revision!r}: a branch or tag can move to other code"
         )
 

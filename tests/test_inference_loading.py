@@ -86,7 +86,7 @@ def test_another_model_type_needs_the_flag_and_then_runs_its_code(copy_of, tmp_p
     for load in (load_model, load_pipeline):
         message = refusal(load, str(folder))
         assert str(folder) in message and "turkish_clip_fork" in message
-        assert "--trust-remote-code" in message
+        assert "trust_remote_code" in message
     assert not marker.exists()
     model = load_model(str(folder), trust_remote_code=True)
     assert marker.read_text() == "ran"

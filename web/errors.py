@@ -1,6 +1,12 @@
 """The core's errors in the words of the page and the HTTP API: the message, and what to do
 about it where the server's user can do something."""
 
+from inference.loading import (
+    ModelChoiceError,
+    NoDefaultModelError,
+    RevisionOfFolderError,
+    UntrustedCodeError,
+)
 from search.errors import (
     BadQueryError,
     IndexLockedError,
@@ -11,6 +17,9 @@ from search.errors import (
 )
 
 HINTS = {
+    RevisionOfFolderError: "drop --revision",
+    UntrustedCodeError: "the page loads Turkish CLIP models only",
+    NoDefaultModelError: "start the page with --model FOLDER_OR_HUB_ID",
     NoIndexError: "build one with `python cli.py index FOLDER --index INDEX` and start the "
     "page with --index INDEX",
     WrongModelError: "the index was built with another model: start the page with the index's "
@@ -31,7 +40,7 @@ STATUSES = {
 def describe(error: BaseException) -> str:
     """One line: the error's message, with its hint for the core's errors."""
     message = " ".join(str(error).split()) or type(error).__name__
-    if isinstance(error, SearchError):
+    if isinstance(error, (SearchError, ModelChoiceError)):
         for kind, hint in HINTS.items():
             if isinstance(error, kind):
                 return f"{message} ({hint})"
