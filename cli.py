@@ -468,7 +468,7 @@ def _quiet_libraries(quiet: bool) -> None:
 
 def _check_trust(args: argparse.Namespace) -> None:
     """Code is trusted only for a model the user names: an index's meta.json must not choose it."""
-    if args.trust_remote_code and args.model is None:
+    if getattr(args, "trust_remote_code", False) and args.model is None:
         raise CLIError(
             "--trust-remote-code needs --model naming the folder or Hub id whose code you trust "
             "(the default model and an index's model never get it by default)"
@@ -676,7 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(stop.code or 0)
     try:
         _check_trust(args)
-        _quiet_libraries(args.quiet)
+        _quiet_libraries(getattr(args, "quiet", False))
         return args.run(args)
     except CLIError as error:
         print(f"error: {printable(error)}", file=sys.stderr)

@@ -709,3 +709,60 @@ def test_default_backend_is_onnx_on_a_cpu_where_the_files_are(
     assert loading.choose_backend(str(tiny_onnx_dir), None) == "torch"
     with pytest.raises(ValueError, match="backend must be one of torch, onnx"):
         loading.choose_backend(str(tiny_onnx_dir), "tensorflow")
+
+
+def test_duplicates_prints_groups_as_json_lines_and_deletes_nothing(capsys, tmp_path, model_dir):
+    from builders import smooth_image
+
+    photos = tmp_path / "photos"
+    (photos / "kopya").mkdir(parents=True)
+    smooth_image(0).save(photos / "deniz.jpg", quality=95)
+    smooth_image(0).resize((160, 120)).save(photos / "kopya/deniz-küçük.png")
+    for seed in range(1, 4):
+        smooth_image(seed + 10).save(photos / f"farklı{seed}.png")
+    index = tmp_path / "index"
+    assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 0
+    code, out, err = run(capsys, "duplicates", "--index", index, "--threshold", 0.999, "--json")
+    assert code == 0, err
+    root = photos.resolve()
+    [group] = json_lines(out)
+    big, small = (photos / "deniz.jpg").stat().st_size, (photos / "kopya/deniz-küçük.png").stat()
+    assert list(group) == ["group", "photos"] and group["group"] == 1
+    first, second = group["photos"]
+    assert list(first) == ["path", "size", "taken", "score"]
+    largest_first = sorted([(big, "deniz.jpg"), (small.st_size, "kopya/deniz-küçük.png")])[::-1]
+    assert [p["path"] for p in group["photos"]] == [str(root / name) for _, name in largest_first]
+    assert first["score"] == 1.0 and 0.999 <= second["score"] <= 1.0
+    assert all(p["taken"] for p in group["photos"])
+    code, out, _ = run(capsys, "duplicates", "--index", index, "--threshold", 0.999)
+    assert code == 0 and out.splitlines()[0] == "group 1: 2 photos"
+    assert out.splitlines()[-1] == "1 groups of near-duplicates at threshold 0.999"
+    assert len(list(photos.rglob("*.*"))) == 5  # nothing deleted
+    code, _, err = run(capsys, "duplicates", "--index", index, "--threshold", 2)
+    assert code == 2 and "cosine similarity from -1 to 1" in err  # argparse's usage error
+    code, _, err = run(capsys, "duplicates", "--index", tmp_path / "yok")
+    assert code == 1 and "no index in" in err and "cli.py index FOLDER" in err
+
+
+def test_search_filters_and_min_score_on_the_command_line(capsys, tmp_path, photos, model_dir):
+    index = tmp_path / "index"
+    assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 0
+    root = photos.resolve()
+    code, out, _ = run(capsys, "search", "kedi", "--index", index, "--folder", "sub", "--json")
+    assert code == 0
+    assert sorted(h["path"] for h in json_lines(out)) == [
+        str(root / "sub/c.png"),
+        str(root / "sub/deeper/d.png"),
+    ]
+    code, out, _ = run(capsys, "search", "kedi", "--index", index, "--type", "PNG", "--json")
+    assert len(json_lines(out)) == 4
+    everything = json_lines(run(capsys, "search", "kedi", "--index", index, "--json")[1])
+    threshold = (everything[1]["score"] + everything[2]["score"]) / 2
+    code, out, _ = run(
+        capsys, "search", "kedi", "--index", index, "--min-score", threshold, "--json"
+    )
+    assert [h["path"] for h in json_lines(out)] == [h["path"] for h in everything[:2]]
+    for hit in everything:
+        assert set(hit) == {"rank", "id", "path", "score", "taken", "camera"}
+    code, _, err = run(capsys, "search", "kedi", "--index", index, "--taken-after", "dün")
+    assert code == 1 and err.startswith("error: --taken-after must be an ISO date")
