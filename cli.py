@@ -46,7 +46,6 @@ from search.errors import (
 from search.file_names import name_fields
 from search.filters import PhotoFilter, parse_filter
 from search.library import PhotoLibrary
-from search.photo_index import PhotoHit
 from search.scanning import scan_images
 from search.updating import update_index
 from terminal.escaping import json_line, printable
@@ -216,9 +215,8 @@ def run_search(args: argparse.Namespace) -> int:
     found = library.photos().search_many(
         vectors, args.top_k, photo_filter, args.min_score, args.exact
     )
-    root = library.photos().root
     for number, hits in enumerate(found):
-        ranked = [search_result(rank, hit, root) for rank, hit in enumerate(hits, 1)]
+        ranked = [{"rank": rank, **library.result_fields(hit)} for rank, hit in enumerate(hits, 1)]
         _print_results(queries[number] if queries is not None else None, ranked, args.json)
     return 0
 
@@ -229,15 +227,6 @@ def _open_library(args: argparse.Namespace, use_ann: bool = True) -> PhotoLibrar
     if not library.photos().files:
         raise EmptyIndexError(f"index {folder} is empty")
     return library
-
-
-def search_result(rank: int, hit: PhotoHit, root: Path) -> dict:
-    """One result as `search --json` prints it (and the HTTP API returns it, less the rank)."""
-    fields = name_fields(str(root / hit.path))
-    return {"rank": rank, "id": hit.id, **fields, "score": hit.score} | {
-        "taken": hit.taken,
-        "camera": hit.camera,
-    }
 
 
 def _photo_filter(args: argparse.Namespace) -> PhotoFilter:

@@ -20,6 +20,7 @@ from inference.embedding_model import (
 )
 from inference.loading import ModelSpec, load_model, spec_for_index
 from search.errors import BadQueryError, NoIndexError
+from search.file_names import name_fields
 from search.filters import NO_FILTER, PhotoFilter
 from search.image_index import load_meta
 from search.photo_index import PhotoHit, PhotoIndex, query_embedding
@@ -102,7 +103,7 @@ class PhotoLibrary:
     ) -> np.ndarray:
         """One query row from exactly one of: a text, an image, an indexed photo's id (its own
         row: "similar photos"), or an embedding of the model's width."""
-        given = [name for name, value in locals().items() if name != "self" and value is not None]
+        given = [value for value in (text, image, image_id, embedding) if value is not None]
         if len(given) != 1:
             raise BadQueryError("give exactly one of text, image, image_id, embedding")
         if text is not None:
@@ -125,5 +126,8 @@ class PhotoLibrary:
     ) -> list[PhotoHit]:
         return self.photos().search(query, k, photo_filter, min_score, exact)
 
-    def absolute_path(self, hit_path: str) -> str:
-        return str(self.photos().root / hit_path)
+    def result_fields(self, hit: PhotoHit) -> dict:
+        """A result as `cli.py search --json` and the HTTP API present it: id, path (absolute;
+        with `path_bytes` for a name that is not UTF-8), score, taken, camera."""
+        path = name_fields(str(self.photos().root / hit.path))
+        return {"id": hit.id, **path, "score": hit.score, "taken": hit.taken, "camera": hit.camera}

@@ -7,6 +7,7 @@ while the server runs: seen at the next query, never half-written."""
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -453,5 +454,25 @@ def test_an_index_of_another_model_is_refused_alike_by_every_front_door(tmp_path
         files = ThumbnailFiles(app.index, app.max_pixels)
         items, ids, message = callbacks.search_text(app, files, "kedi", 3, "")
         assert (items, ids) == ([], []) and message.startswith(f"**Error:** {expected} (")
+    finally:
+        running.stop()
+
+
+def test_a_name_that_is_not_utf8_comes_back_with_its_bytes(tmp_path) -> None:
+    import base64
+
+    model, photos = make_library(tmp_path)
+    raw = "çiçek".encode("cp857") + b".png"
+    noise_image(Path(os.fsdecode(os.path.join(os.fsencode(photos), raw))), 9)
+    index = tmp_path / "names.index"
+    assert run_cli("index", photos, "--index", index, "--model", model)[0] == 0
+    running = serve_page(load_for_page(index))
+    try:
+        with httpx.Client(base_url=running.url, timeout=60) as session:
+            results = session.post("/api/search", json={"text": "çiçek", "k": 50}).json()
+            [odd] = [r for r in results["results"] if "path_bytes" in r]
+            assert base64.b64decode(odd["path_bytes"]) == os.fsencode(photos.resolve()) + b"/" + raw
+            stored = session.get(f"/api/photos/{odd['id']}").json()
+            assert base64.b64decode(stored["path_bytes"]) == raw
     finally:
         running.stop()

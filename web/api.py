@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field
 
 from search.errors import SearchError
+from search.file_names import name_fields
 from search.filters import parse_filter
 from search.photo_index import check_count, check_score
 from web.engine import AppModel
@@ -69,6 +70,7 @@ class SearchRequest(BaseModel):
 class SearchResult(BaseModel):
     id: str
     path: str
+    path_bytes: str | None = Field(None, description="base64 of a name that is not UTF-8")
     score: float
     taken: str | None
     camera: str | None
@@ -185,7 +187,8 @@ def add_api(server, app: AppModel) -> None:
     @router.get("/photos/{photo_id}", response_model=Photo, responses=ERRORS)
     def photo(photo_id: str):
         try:
-            return JSONResponse(app.photos().photo(photo_id))
+            fields = app.photos().photo(photo_id)
+            return JSONResponse(fields | name_fields(fields["path"]))
         except SearchError as error:
             return JSONResponse({"error": describe(error)}, status_code=status_of(error))
 
@@ -326,19 +329,7 @@ def search_photos(app: AppModel, fields: dict) -> dict:
         embedding=fields.get("embedding"),
     )
     hits = app.search(query, k, photo_filter, min_score)
-    root = app.photos().root
-    return {
-        "results": [
-            {
-                "id": hit.id,
-                "path": str(root / hit.path),
-                "score": hit.score,
-                "taken": hit.taken,
-                "camera": hit.camera,
-            }
-            for hit in hits
-        ]
-    }
+    return {"results": [app.result_fields(hit) for hit in hits]}
 
 
 def classify_image(app: AppModel, fields: dict) -> dict:
