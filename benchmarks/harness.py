@@ -260,7 +260,15 @@ def build_openai_clip(scale: Scale) -> torch.nn.Module:
 
 # Table
 
-FORMATS = {"/s": "{:.1f}/s", "ms": "{:.0f} ms", "s": "{:.3f} s", "MB": "{:.0f} MB", "": "{:.5f}"}
+FORMATS = {
+    "/s": "{:.1f}/s",
+    "ms": "{:.0f} ms",
+    "ms.": "{:.2f} ms",
+    "µs": "{:.0f} µs",
+    "s": "{:.3f} s",
+    "MB": "{:.0f} MB",
+    "": "{:.5f}",
+}
 
 
 def print_table(rows: list[Row], header: str) -> None:
