@@ -9,7 +9,6 @@ camera, read from EXIF without decoding any pixels.
 """
 
 import datetime as dt
-import os
 from pathlib import Path
 
 EXIF_IFD = 0x8769
@@ -68,7 +67,3 @@ def _text(value: object) -> str:
     if not isinstance(value, str):
         return ""
     return " ".join(value.replace("\x00", " ").split())
-
-
-def file_mtime_ns(path: Path) -> int:
-    return os.stat(path).st_mtime_ns

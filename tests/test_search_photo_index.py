@@ -296,3 +296,26 @@ def test_queries_during_updates_see_one_generation_whole(tmp_path, model) -> Non
             assert hit.score == pytest.approx(float(own[hit.path]), abs=1e-5)
     assert {hit.path for hit in answers[-1]} == generations[-1]  # the last update is seen
     assert len(seen) >= 2
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"taken": "yesterday"}, "'taken' must be an ISO date and time"),
+        ({"taken": 2024}, "'taken' must be an ISO date and time"),
+        ({"camera": 5}, "'camera' must be a string or null"),
+    ],
+)
+def test_hand_edited_dates_and_cameras_are_one_clear_error(tmp_path, library, edit, message):
+    import shutil
+
+    from search.errors import IndexDamagedError
+
+    copy = Path(shutil.copytree(library[1], tmp_path / "copy.index"))
+    meta = json.loads((copy / "meta.json").read_text())
+    files = copy / meta["files"]
+    lines = files.read_text().splitlines()
+    lines[0] = json.dumps(json.loads(lines[0]) | edit)
+    files.write_text("\n".join(lines) + "\n")
+    with pytest.raises(IndexDamagedError, match=message):
+        PhotoIndex.open(copy)
