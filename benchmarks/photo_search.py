@@ -2,7 +2,7 @@
 a plain query, a filtered one (a tenth of the photos pass), near-duplicate groups, and the cost of
 checking for a newer generation before each query.
 
-    python benchmarks/photo_search.py            # 100,000 rows: a few minutes on 2 cores
+    python benchmarks/photo_search.py            # 20,000 rows: about a minute on 2 cores
     python benchmarks/photo_search.py --quick    # 3,000 rows: seconds, checks that every row runs
 
 Rows are 512-d unit vectors around random centres (as in benchmarks/search.py), written as a real
@@ -127,9 +127,9 @@ def measure(rows: int, queries: int, threshold: float, folder: Path) -> list[Row
 def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3,000 rows: a smoke test")
-    parser.add_argument("--rows", type=int, help="index size (default 100,000)")
+    parser.add_argument("--rows", type=int, help="index size (default 20,000)")
     args = parser.parse_args(argv)
-    rows = args.rows or (3000 if args.quick else 100_000)
+    rows = args.rows or (3000 if args.quick else 20_000)
     queries = 20 if args.quick else 200
     with tempfile.TemporaryDirectory() as directory:
         results = measure(rows, queries, 0.99, Path(directory) / "photos.index")

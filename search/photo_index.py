@@ -11,6 +11,7 @@ against the model, and swapped in by one assignment. A query works on the one ge
 at its start, so it sees the old index or the new one, never a mix.
 """
 
+import functools
 import hashlib
 import math
 import os
@@ -30,7 +31,7 @@ from search.errors import (
     UnknownPhotoError,
     WrongModelError,
 )
-from search.filters import NO_FILTER, PhotoFilter
+from search.filters import NO_FILTER, PhotoColumns, PhotoFilter
 from search.fingerprint import fingerprint_differences
 from search.image_index import Index, load_index
 
@@ -88,6 +89,11 @@ class Generation:
     @property
     def root(self) -> Path:
         return Path(self.index.meta["root"])
+
+    @functools.cached_property
+    def columns(self) -> PhotoColumns:
+        """The filters' arrays, built at the first filtered query of this generation."""
+        return PhotoColumns.of(self.index.files)
 
 
 class PhotoIndex:
@@ -187,7 +193,7 @@ class PhotoIndex:
         if not index.files:
             raise EmptyIndexError(f"index {self.folder} is empty")
         queries = self._check_queries(queries, index.meta["dim"])
-        allowed = _allowed_rows(index.files, photo_filter)
+        allowed = _allowed_rows(generation, photo_filter)
         k = min(k, len(index.files) if allowed is None else len(allowed))
         if k == 0:
             return [[] for _ in queries]
@@ -353,12 +359,10 @@ def _row(generation: Generation, id_: str) -> int:
     return row
 
 
-def _allowed_rows(files: list[dict], photo_filter: PhotoFilter) -> np.ndarray | None:
+def _allowed_rows(generation: Generation, photo_filter: PhotoFilter) -> np.ndarray | None:
     if not photo_filter.active:
         return None
-    return np.asarray(
-        [row for row, entry in enumerate(files) if photo_filter.accepts(entry)], dtype=np.int64
-    )
+    return np.flatnonzero(photo_filter.mask(generation.columns)).astype(np.int64)
 
 
 def _exact(
