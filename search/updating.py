@@ -144,6 +144,7 @@ def update_index(
         if old and not plan.has_changes and not reembed:
             undescribed = [path for path, row in plan.keep.items() if "taken" not in old.files[row]]
             if not undescribed:
+                engine.finish(folder)  # parts an interrupted run left are of no use now
                 return UpdateSummary(len(old.files), unchanged=len(plan.keep), up_to_date=True)
             # Only dates and cameras to record: no model is loaded, no image decoded.
             files = [_described(entry, root) for entry in old.files]
