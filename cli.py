@@ -46,6 +46,7 @@ from search.errors import (
 from search.file_names import name_fields
 from search.filters import PhotoFilter, parse_filter
 from search.library import PhotoLibrary
+from search.ray_engine import RayRunError  # Ray itself is imported only when it runs
 from search.scanning import scan_images
 from search.updating import update_index
 from terminal.escaping import json_line, printable
@@ -68,6 +69,7 @@ HINTS = {
     WrongFolderError: "use another --index folder",
     IndexLockedError: "try again later, or pass a longer --wait",
     ANNError: "rebuild it with `cli.py ann --index INDEX`, or search with --exact",
+    RayRunError: "finished batches are kept: run the same command again to resume",
 }
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from inference.loading import ModelSpec, as_spec, load_model
 from search.embedding import EmbeddedImages, prepare_image
+from search.errors import SearchError
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK_FOLDER = ".embedding-work"
@@ -33,7 +34,7 @@ WORK_FOLDER = ".embedding-work"
 SHIPPED_EXCLUDES = [".git", ".venv*", "tests", "benchmarks", "*.index", "turkish-clip"]
 
 
-class RayRunError(RuntimeError):
+class RayRunError(SearchError, RuntimeError):
     """A task or actor failed; finished batches stay on disk for the next run."""
 
 

@@ -164,3 +164,21 @@ def test_ray_options_without_the_ray_engine_are_refused(capsys, tmp_path, photos
     code, _, err = run(capsys, "index", photos, "--index", tmp_path / "x.index", *option)
     assert (code, err) == (1, "error: --ray-address and --gpus-per-worker need --engine ray\n")
     assert not (tmp_path / "x.index").exists()
+
+
+def test_a_failed_ray_run_is_one_line_saying_it_resumes(capsys, monkeypatch, tmp_path, photos):
+    from search import engines
+    from search.ray_engine import RayRunError
+
+    def failing(self, *args):
+        raise RayRunError("the Ray run failed: worker died")
+
+    monkeypatch.setattr(engines.RayEngine, "embed", failing)
+    model_dir = save_tiny_model_folder(tmp_path / "model")
+    argv = ["index", photos, "--index", tmp_path / "x.index", "--model", model_dir]
+    code, out, err = run(capsys, *argv, "--engine", "ray")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: the Ray run failed: worker died (finished batches are kept: run the same "
+        "command again to resume)\n"
+    )
