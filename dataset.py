@@ -67,13 +67,15 @@ def run_translate(args: argparse.Namespace) -> int:
         eval_fraction=args.eval_fraction or 0.0,
         batch_size=args.batch_size,
     )
-    if args.engine == "ray":
-        from translation.ray_engine import RayEngine
 
-        engine = RayEngine(settings, args.ray_address, args.gpus_per_worker)
-    else:
-        _quiet_transformers()
-        engine = LocalEngine(Translator(settings))
+    def make_engine():
+        if args.engine == "ray":
+            from translation.ray_engine import RayEngine
+
+            return RayEngine(settings, args.ray_address, args.gpus_per_worker)
+        return LocalEngine(Translator(settings))
+
+    _quiet_libraries(args.quiet)
     bar = tqdm(
         unit="captions",
         disable=args.quiet or not sys.stderr.isatty(),
@@ -86,7 +88,7 @@ def run_translate(args: argparse.Namespace) -> int:
             bar.total = count
             bar.refresh()
 
-        counts, resumed_at = translate_corpus(options, engine, bar.update, set_total)
+        counts, resumed_at = translate_corpus(options, make_engine, bar.update, set_total)
     if resumed_at:
         print(f"resumed after {resumed_at} captions written by an earlier run", file=sys.stderr)
     reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.reasons.items()))
@@ -102,10 +104,15 @@ def run_translate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet_transformers() -> None:
+def _quiet_libraries(quiet: bool) -> None:
+    """Library warnings go; their progress bars (model downloads) stay for interactive runs."""
+    from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging
 
     logging.set_verbosity_error()
+    if quiet or not sys.stderr.isatty():
+        logging.disable_progress_bar()
+        disable_progress_bars()
 
 
 def _one_line(error: BaseException) -> str:
@@ -192,12 +199,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-new-tokens", type=_positive_int, default=DEFAULT_MAX_NEW_TOKENS, metavar="N"
     )
     model.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
-    model.add_argument(
-        "--source-lang", metavar="L", help="NLLB/M2M100 source code (eng_Latn / en)"
-    )
-    model.add_argument(
-        "--target-lang", metavar="L", help="NLLB/M2M100 target code (tur_Latn / tr)"
-    )
+    model.add_argument("--source-lang", metavar="L", help="NLLB/M2M100 source code (eng_Latn / en)")
+    model.add_argument("--target-lang", metavar="L", help="NLLB/M2M100 target code (tur_Latn / tr)")
     engine = translate.add_argument_group("engine")
     engine.add_argument(
         "--engine",

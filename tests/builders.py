@@ -274,3 +274,48 @@ def save_tiny_marian(directory: Path, seed: int = 0) -> Path:
     for leftover in ("src.vocab", "tgt.vocab"):
         (directory / leftover).unlink(missing_ok=True)
     return directory
+
+
+def save_tiny_m2m100(directory: Path, seed: int = 0) -> Path:
+    """A tiny random M2M100ForConditionalGeneration with its M2M100Tokenizer (a sentencepiece
+    model and vocab.json, the language tokens `__en__`, `__tr__`, ... after them)."""
+    import json as json_module
+
+    import sentencepiece
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, M2M100Tokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    words = len(TURKISH_WORDS)
+    turkish = [" ".join(TURKISH_WORDS[i % words] for i in range(k, k + 5)) for k in range(words)]
+    spm = _train_sentencepiece(directory / "spm", english_captions(300, seed=1) + turkish, 80)
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(spm))
+    pieces = ["<s>", "<pad>", "</s>", "<unk>"]
+    pieces += [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+    vocab = {piece: index for index, piece in enumerate(dict.fromkeys(pieces))}
+    (directory / "vocab.json").write_text(json_module.dumps(vocab), encoding="utf-8")
+    spm.rename(directory / "sentencepiece.bpe.model")
+    (directory / "spm.vocab").unlink(missing_ok=True)
+    tokenizer = M2M100Tokenizer(
+        str(directory / "vocab.json"), str(directory / "sentencepiece.bpe.model")
+    )
+    languages = len(tokenizer.lang_code_to_id) + tokenizer.num_madeup_words
+    config = M2M100Config(
+        vocab_size=tokenizer.encoder_size + languages,  # the language tokens come after
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        init_std=INIT_STD,
+        pad_token_id=vocab["<pad>"],
+        bos_token_id=vocab["<s>"],
+        eos_token_id=vocab["</s>"],
+        decoder_start_token_id=vocab["</s>"],
+    )
+    torch.manual_seed(seed)
+    M2M100ForConditionalGeneration(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -77,7 +77,7 @@ def run(tmp_path: Path, source: Path, translator, **options):
         **options,
     )
     engine = CountingEngine(translator)
-    counts, _ = translate_corpus(corpus, engine)
+    counts, _ = translate_corpus(corpus, lambda: engine)
     return counts, engine, corpus
 
 
@@ -134,9 +134,7 @@ def coco_file(path: Path, images: int, per_image: int) -> tuple[Path, dict[str, 
 def test_coco_json_in_pairs_out_split_by_image(tmp_path, translator, alone):
     source, image_of = coco_file(tmp_path / "captions_train2017.json", images=30, per_image=5)
     evaluation = tmp_path / "eval.tsv"
-    counts, _, corpus = run(
-        tmp_path, source, translator, eval_output=evaluation, eval_fraction=0.3
-    )
+    counts, _, corpus = run(tmp_path, source, translator, eval_output=evaluation, eval_fraction=0.3)
     train, held_out = read_tsv(corpus.output), read_tsv(evaluation)
     rejected = [fields[2] for fields in read_tsv(corpus.rejects)]
     assert len(train) + len(held_out) + len(rejected) == 150 == counts.read
@@ -182,12 +180,12 @@ def test_a_resumed_run_gives_the_same_files(tmp_path, translator):
         batch_size=2,
     )
     with pytest.raises(Interrupted):
-        translate_corpus(corpus, StopsAfterOneWindow(translator))
+        translate_corpus(corpus, lambda: StopsAfterOneWindow(translator))
     # A half-written window, as a kill in the middle of writing leaves it.
     with (parts / "pairs.tsv").open("a", encoding="utf-8") as file:
         file.write("half a line")
     engine = CountingEngine(translator)
-    counts, resumed_at = translate_corpus(corpus, engine)
+    counts, resumed_at = translate_corpus(corpus, lambda: engine)
     assert resumed_at == 32  # one window: 16 batches of 2
     for name in ("pairs.tsv", "eval.tsv", "rejects.tsv"):
         assert (parts / name).read_bytes() == (whole / name).read_bytes()

@@ -62,16 +62,20 @@ class Window:
 
 def translate_corpus(
     options: CorpusOptions,
-    engine: Engine,
+    make_engine: Callable[[], Engine],
     advance: Callable[[int], object] = lambda captions: None,
     total: Callable[[int], object] = lambda captions: None,
 ) -> tuple[Counts, int]:
     """Runs (or continues) the translation; the final counts and the caption it resumed at.
-    `total` is told the number of captions once known, `advance` each window's count."""
+    The input is read and the engine made (its model loaded) before any file is written, so that
+    bad input or a bad model leaves nothing behind. `total` is told the number of captions once
+    known, `advance` each window's count."""
     outputs = ResumableOutputs(
         options.output, options.rejects, options.eval_output, options.settings()
     )
     captions = list(read_captions(options.input))
+    outputs.check_can_open()
+    engine = make_engine()
     total(len(captions))
     counts = outputs.open()
     finished = False

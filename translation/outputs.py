@@ -48,6 +48,21 @@ class ResumableOutputs:
         self.settings = settings
         self.files = {}
 
+    def check_can_open(self) -> None:
+        """Raises `TranslationError` where `open` would: settings or files that do not fit."""
+        if self.progress.is_file():
+            self._read_state()
+        else:
+            self._check_no_outputs()
+
+    def _check_no_outputs(self) -> None:
+        existing = [str(path) for path in self.paths.values() if path.exists()]
+        if existing:
+            raise TranslationError(
+                f"{existing[0]} exists and is not an unfinished run's output (no "
+                f"{self.progress.name}): remove it or choose another file"
+            )
+
     def open(self) -> Counts:
         """Opens the files, cut back to the last recorded window; the counts done so far."""
         if self.progress.is_file():
@@ -62,12 +77,7 @@ class ResumableOutputs:
                     )
                 os.truncate(path, size)
         else:
-            existing = [str(path) for path in self.paths.values() if path.exists()]
-            if existing:
-                raise TranslationError(
-                    f"{existing[0]} exists and is not an unfinished run's output (no "
-                    f"{self.progress.name}): remove it or choose another file"
-                )
+            self._check_no_outputs()
             counts = Counts()
             for path in self.paths.values():
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,8 +133,9 @@ class ResumableOutputs:
             raise TranslationError(f"{self.progress}: unreadable ({error})") from None
         if state.get("settings") != self.settings:
             recorded = state.get("settings", {})
-            changed = sorted(k for k in {**recorded, **self.settings} if
-                             recorded.get(k) != self.settings.get(k))
+            changed = sorted(
+                k for k in {**recorded, **self.settings} if recorded.get(k) != self.settings.get(k)
+            )
             raise TranslationError(
                 f"{self.progress} records a run with other settings ({', '.join(changed)} "
                 "differ): run it with the same ones, or remove the outputs to start again"

@@ -163,16 +163,15 @@ def _json_captions(source: CaptionInput) -> Iterator[Caption]:
         if error.msg == "Extra data":  # one object a line: JSON Lines
             yield from _jsonl_captions(source)
             return
-        raise TranslationError(f"{path}, line {error.lineno}: not valid JSON ({error.msg})") from None
+        where = f"{path}, line {error.lineno}"
+        raise TranslationError(f"{where}: not valid JSON ({error.msg})") from None
     yield from _coco_captions(document, path)
 
 
 def _coco_captions(document: object, path: Path) -> Iterator[Caption]:
     if not isinstance(document, dict) or not isinstance(document.get("annotations"), list):
         found = f"keys: {', '.join(document)}" if isinstance(document, dict) else "not an object"
-        raise TranslationError(
-            f"{path}: not a COCO captions file: no 'annotations' list ({found})"
-        )
+        raise TranslationError(f"{path}: not a COCO captions file: no 'annotations' list ({found})")
     for number, annotation in enumerate(document["annotations"], start=1):
         where = f"{path}, annotation {number}"
         if not isinstance(annotation, dict) or "caption" not in annotation:

@@ -41,14 +41,16 @@ class Translator:
     def __init__(self, settings: TranslatorSettings, device: str | None = None):
         import torch
         from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
-        from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+        from transformers.models.auto.modeling_auto import (
+            MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES as TRANSLATOR_TYPES,
+        )
 
         self.settings = settings
         try:
             config = AutoConfig.from_pretrained(settings.model, revision=settings.revision)
         except (OSError, ValueError) as error:
             raise TranslationError(f"cannot load translator {settings.model!r}: {error}") from None
-        if config.model_type not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        if config.model_type not in TRANSLATOR_TYPES:
             raise TranslationError(
                 f"{settings.model}: a {config.model_type!r} model is not a sequence-to-sequence "
                 "translator (use a Marian, NLLB-200 or M2M100 checkpoint)"
@@ -75,7 +77,8 @@ class Translator:
             source, target = settings.source_lang or source, settings.target_lang or target
             if family == "M2M100Tokenizer":
                 source, target = M2M100_CODES.get(source, source), M2M100_CODES.get(target, target)
-            self.generate_options["forced_bos_token_id"] = self._language_id(target, "--target-lang")
+            forced = self._language_id(target, "--target-lang")
+            self.generate_options["forced_bos_token_id"] = forced
             self._language_id(source, "--source-lang")
             tokenizer.src_lang = source
         elif getattr(tokenizer, "supported_language_codes", None) and settings.target_lang:
@@ -115,7 +118,10 @@ class Translator:
         import torch
 
         inputs = self.tokenizer(
-            [self.prefix + caption for caption in captions], return_tensors="pt", padding=True, truncation=True
+            [self.prefix + caption for caption in captions],
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
         ).to(self.device)
         with torch.inference_mode():
             generated = self.model.generate(**inputs, **self.generate_options)
