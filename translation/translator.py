@@ -36,9 +36,13 @@ class TranslatorSettings:
 
 class Translator:
     """Loads the checkpoint once (bf16 on a GPU that has it, float32 on a CPU) and translates
-    batches; `translate_batch` gives each caption what `generate` gives it alone."""
+    batches; `translate_batch` gives each caption what `generate` gives it alone. Without
+    `load_weights` only the configuration, tokenizer and language codes are loaded and checked,
+    as a driver does before handing the work to workers that load the weights."""
 
-    def __init__(self, settings: TranslatorSettings, device: str | None = None):
+    def __init__(
+        self, settings: TranslatorSettings, device: str | None = None, load_weights: bool = True
+    ):
         import torch
         from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
         from transformers.models.auto.modeling_auto import (
@@ -55,19 +59,21 @@ class Translator:
                 f"{settings.model}: a {config.model_type!r} model is not a sequence-to-sequence "
                 "translator (use a Marian, NLLB-200 or M2M100 checkpoint)"
             )
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        on_gpu = self.device.startswith("cuda")
-        dtype = torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(settings.model, revision=settings.revision)
-        model = AutoModelForSeq2SeqLM.from_pretrained(
-            settings.model, revision=settings.revision, dtype=dtype
-        )
-        self.model = model.to(self.device).eval()
         self.generate_options = {"max_new_tokens": settings.max_new_tokens}
         if settings.num_beams is not None:
             self.generate_options["num_beams"] = settings.num_beams
         self.prefix = ""
         self._set_languages(settings)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = None
+        if load_weights:
+            on_gpu = self.device.startswith("cuda")
+            dtype = torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32
+            model = AutoModelForSeq2SeqLM.from_pretrained(
+                settings.model, revision=settings.revision, dtype=dtype
+            )
+            self.model = model.to(self.device).eval()
 
     def _set_languages(self, settings: TranslatorSettings) -> None:
         tokenizer = self.tokenizer
