@@ -32,3 +32,10 @@ def test_the_students_datasets_and_hub_datasets_are_listed(tmp_path):
     assert training_datasets(options(tmp_path, str(tmp_path / "eval.tsv"))) == ["coco"]
     replaced = options(tmp_path, "someone/turkish-pairs", text_encoder="dbmdz/bert-base-turkish")
     assert training_datasets(replaced) == ["someone/turkish-pairs"]
+
+
+def test_names_given_for_local_pairs_are_listed(tmp_path):
+    fresh = options(tmp_path, str(tmp_path / "eval.tsv"), text_encoder="dbmdz/bert-base-turkish")
+    assert training_datasets(fresh) == []
+    fresh.dataset_names = ("coco",)
+    assert training_datasets(fresh) == ["coco"]

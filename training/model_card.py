@@ -80,12 +80,13 @@ caption retrieving its own English caption's teacher embedding among all {eval_c
 
 def training_datasets(options: TrainingOptions) -> list[str]:
     """The card's `datasets`: what the student's card lists when its text tower is kept (the
-    trained tower learnt from that data too), and the Hub datasets trained on. A local pairs
-    file has no name to list: add its origin (`coco` for translated COCO) by hand."""
+    trained tower learnt from that data too), the Hub datasets trained on, and the names given
+    with --dataset-name (a local pairs file has no name of its own)."""
     from evaluation.model_cards import card_datasets
 
     names = [] if options.text_encoder else card_datasets(options.student) or []
     names += [s.location for s in (options.train, options.eval) if s.kind == "hub-dataset"]
+    names += options.dataset_names
     return list(dict.fromkeys(names))
 
 
