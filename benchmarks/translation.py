@@ -56,8 +56,8 @@ def translation_captions_per_second(
     """Median captions/s over `batches` timed `generate` calls, after one warm-up call."""
     from transformers import MarianConfig, MarianMTModel
 
-    config = MarianConfig(**sizes, pad_token_id=sizes["vocab_size"] - 1, eos_token_id=0)
-    config.decoder_start_token_id = config.pad_token_id
+    pad = sizes["vocab_size"] - 1
+    config = MarianConfig(**sizes, pad_token_id=pad, decoder_start_token_id=pad, eos_token_id=0)
     torch.manual_seed(0)
     dtype = torch.bfloat16 if device != "cpu" else torch.float32
     model = MarianMTModel(config).to(device=device, dtype=dtype).eval()

@@ -319,3 +319,36 @@ def save_tiny_m2m100(directory: Path, seed: int = 0) -> Path:
     M2M100ForConditionalGeneration(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def save_tiny_nllb(directory: Path, seed: int = 0) -> Path:
+    """A tiny random NLLB-200 (M2M100ForConditionalGeneration) with an NllbTokenizer of single
+    characters and NLLB's 202 language codes (`eng_Latn`, `tur_Latn`, ...)."""
+    import string
+
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for character in "▁" + string.ascii_lowercase + "çğıöşü":
+        vocab[character] = len(vocab)
+    tokenizer = NllbTokenizer(vocab=vocab, merges=[], src_lang="eng_Latn")
+    config = M2M100Config(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=128,
+        init_std=INIT_STD,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+    )
+    torch.manual_seed(seed)
+    M2M100ForConditionalGeneration(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from builders import english_captions, save_tiny_bert, save_tiny_m2m100, save_tiny_marian
-from transformers import M2M100ForConditionalGeneration, M2M100Tokenizer
+from builders import (
+    english_captions,
+    save_tiny_bert,
+    save_tiny_m2m100,
+    save_tiny_marian,
+    save_tiny_nllb,
+)
+from transformers import AutoTokenizer, M2M100ForConditionalGeneration, M2M100Tokenizer
 
 from translation.errors import TranslationError
 from translation.translator import Translator, TranslatorSettings
@@ -43,6 +49,30 @@ def test_m2m100_translates_with_language_codes(m2m100_dir):
     # Another target language gives another first token, hence other translations.
     other = Translator(TranslatorSettings(str(m2m100_dir), max_new_tokens=6, target_lang="de"))
     assert other.generate_options["forced_bos_token_id"] == tokenizer.get_lang_id("de")
+
+
+def test_nllb_translates_eng_latn_into_tur_latn_by_default(tmp_path):
+    folder = save_tiny_nllb(tmp_path / "nllb")
+    captions = english_captions(5, seed=3)
+    tokenizer = AutoTokenizer.from_pretrained(folder, src_lang="eng_Latn")
+    model = M2M100ForConditionalGeneration.from_pretrained(folder).eval()
+    turkish = tokenizer.convert_tokens_to_ids("tur_Latn")
+    expected = []
+    for caption in captions:
+        inputs = tokenizer([caption], return_tensors="pt")
+        assert inputs["input_ids"][0, 0] == tokenizer.convert_tokens_to_ids("eng_Latn")
+        ids = model.generate(**inputs, forced_bos_token_id=turkish, max_new_tokens=8)
+        assert ids[0, 1] == turkish
+        expected.append(" ".join(tokenizer.decode(ids[0], skip_special_tokens=True).split()))
+    translator = Translator(TranslatorSettings(str(folder), max_new_tokens=8))
+    assert translator.generate_options["forced_bos_token_id"] == turkish
+    assert translator.translate_batch(captions) == expected
+    explicit = TranslatorSettings(
+        str(folder), max_new_tokens=8, source_lang="eng_Latn", target_lang="tur_Latn"
+    )
+    assert Translator(explicit).translate_batch(captions) == expected
+    with pytest.raises(TranslationError, match=r"--source-lang 'en': .* no such language"):
+        Translator(TranslatorSettings(str(folder), source_lang="en"))
 
 
 def test_an_unknown_language_code_is_refused_by_name(m2m100_dir):
