@@ -297,6 +297,8 @@ def _evaluate_benchmark(args: argparse.Namespace) -> int:
 
     if args.data is None:
         raise CLIError(f"--benchmark {args.benchmark} needs --data DIR, the benchmark's folder")
+    if args.template:
+        raise CLIError("--template applies to --images (class labels), not to --benchmark")
     root = existing_dir(args.data, "benchmark folder")
     language = args.language or "tr"
     found = read_benchmark(args.benchmark, root, language)

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from parallel.ray_pool import RayRunError
 from translation.errors import TranslationError
 from translation.readers import DEFAULT_COLUMN
 from translation.translator import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TRANSLATOR
@@ -26,11 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(stop.code or 0)
     try:
         return run_translate(args)
-    except TranslationError as error:
-        print(f"error: {_one_line(error)}", file=sys.stderr)
-    except ImportError as error:
-        print(f"error: --engine ray needs Ray Data ({error})", file=sys.stderr)
-    except OSError as error:
+    except RayRunError as error:
+        print(f"error: {_one_line(error)}; run the same command again to resume", file=sys.stderr)
+    except (ValueError, OSError, ImportError) as error:  # TranslationError is a ValueError
         print(f"error: {_one_line(error)}", file=sys.stderr)
     except KeyboardInterrupt:
         print("interrupted: run the same command again to continue", file=sys.stderr)
@@ -70,8 +69,12 @@ def run_translate(args: argparse.Namespace) -> int:
 
     def make_engine():
         if args.engine == "ray":
-            from translation.ray_engine import RayEngine
-
+            try:
+                from translation.ray_engine import RayEngine
+            except ImportError as error:
+                raise TranslationError(
+                    f"--engine ray needs Ray Data ({error}): pip install 'ray[data]'"
+                ) from None
             return RayEngine(settings, args.ray_address, args.gpus_per_worker)
         return LocalEngine(Translator(settings))
 
