@@ -293,7 +293,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate_benchmark(args: argparse.Namespace) -> int:
     """Recall@k both ways on XM3600 or XTD10, in CLIP_benchmark's result layout."""
-    from evaluation.model_cards import card_datasets, trained_on_coco
+    from evaluation.model_cards import contamination_warning
 
     if args.data is None:
         raise CLIError(f"--benchmark {args.benchmark} needs --data DIR, the benchmark's folder")
@@ -311,11 +311,9 @@ def _evaluate_benchmark(args: argparse.Namespace) -> int:
     if not found.images:
         raise CLIError(f"none of the images of {root} are there")
     source = model_source(args.model or DEFAULT_MODEL)
-    if args.benchmark == "xtd10" and trained_on_coco(card_datasets(source, args.revision)):
-        _warn(
-            "warning: this model's card says it was trained on COCO, and XTD10's images are COCO "
-            "train2014 images: its XTD10 figures may be contaminated; XM3600 is the clean one"
-        )
+    warning = contamination_warning(args.benchmark, source, args.revision)
+    if warning:
+        _warn(warning)
     model = _load(args, source, args.revision)
     embedded = embed_image_files(model, found.images, args.batch_size, args.quiet)
     unreadable = len(found.images) - len(embedded.kept)

@@ -35,3 +35,14 @@ def card_datasets(source: str, revision: str | None = None) -> list[str] | None:
 
 def trained_on_coco(datasets: list[str] | None) -> bool:
     return any("coco" in name.lower() for name in datasets or [])
+
+
+def contamination_warning(benchmark: str, source: str, revision: str | None) -> str | None:
+    """The warning for a benchmark whose images the model may have trained on: XTD10's are COCO
+    train2014 images."""
+    if benchmark == "xtd10" and trained_on_coco(card_datasets(source, revision)):
+        return (
+            "warning: this model's card says it was trained on COCO, and XTD10's images are COCO "
+            "train2014 images: its XTD10 figures may be contaminated; XM3600 is the clean one"
+        )
+    return None

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
+from translation.errors import TranslationError
 from translation.outputs import Counts, ResumableOutputs
 from translation.quality import rejection
 from translation.readers import Caption, CaptionInput, read_captions
@@ -74,6 +75,8 @@ def translate_corpus(
         options.output, options.rejects, options.eval_output, options.settings()
     )
     captions = list(read_captions(options.input))
+    if not captions:
+        raise TranslationError(f"{options.input.location}: no captions")
     outputs.check_can_open()
     engine = make_engine()
     total(len(captions))
