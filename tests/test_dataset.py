@@ -107,3 +107,7 @@ def test_bad_input_gets_one_line_naming_file_and_line(tmp_path, capsys, marian_d
 
     error = one_line_error(capsys, [*argv, "--model", str(marian_dir), "--eval-fraction", "0.1"])
     assert "--eval-output and --eval-fraction go together" in error
+
+    text.write_text("\n  \n", encoding="utf-8")
+    error = one_line_error(capsys, [*argv, "--model", str(marian_dir)])
+    assert f"{text}: no captions" in error and not (tmp_path / "p.tsv").exists()
