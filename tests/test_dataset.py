@@ -18,7 +18,7 @@ from builders import english_captions, save_tiny_bert, save_tiny_marian
 import dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-CAPTIONS = 300  # windows of 64 captions (16 batches of 4): the kill falls after the first
+CAPTIONS = 400  # windows of 64 captions (16 batches of 4): the kill falls after the first
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def command(source: Path, folder: Path, model: Path) -> list[str]:
 def test_a_killed_run_started_again_writes_the_same_files(tmp_path, marian_dir):
     source = tmp_path / "captions.txt"
     source.write_text("\n".join(english_captions(CAPTIONS, seed=8)), encoding="utf-8")
-    environment = dict(os.environ, HF_HUB_OFFLINE="1")
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")  # tiny models
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     whole.mkdir(), parts.mkdir()
     done = subprocess.run(

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from builders import english_captions, save_tiny_marian
 from transformers import MarianMTModel, MarianTokenizer
 
@@ -15,6 +16,15 @@ from translation.readers import CaptionInput
 from translation.translator import Translator, TranslatorSettings
 
 MAX_NEW_TOKENS = 6
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread than on contended ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -132,12 +142,12 @@ def coco_file(path: Path, images: int, per_image: int) -> tuple[Path, dict[str, 
 
 
 def test_coco_json_in_pairs_out_split_by_image(tmp_path, translator, alone):
-    source, image_of = coco_file(tmp_path / "captions_train2017.json", images=30, per_image=5)
+    source, image_of = coco_file(tmp_path / "captions_train2017.json", images=20, per_image=4)
     evaluation = tmp_path / "eval.tsv"
     counts, _, corpus = run(tmp_path, source, translator, eval_output=evaluation, eval_fraction=0.3)
     train, held_out = read_tsv(corpus.output), read_tsv(evaluation)
     rejected = [fields[2] for fields in read_tsv(corpus.rejects)]
-    assert len(train) + len(held_out) + len(rejected) == 150 == counts.read
+    assert len(train) + len(held_out) + len(rejected) == 80 == counts.read
     assert counts.eval == len(held_out)
     train_images = {image_of[english] for english, _ in train}
     eval_images = {image_of[english] for english, _ in held_out}
