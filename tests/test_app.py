@@ -26,7 +26,7 @@ from web_setup import (
 )
 
 import app as app_command
-from inference.loading import ModelChoiceError
+from search.fingerprint import ModelMismatchError
 from search.image_index import load_index
 from web import callbacks
 from web.engine import AppInputError, describe_age, index_summary, load_app_model
@@ -74,8 +74,10 @@ def test_loads_the_index_model_and_refuses_another(tmp_path, setup, page_model) 
     model_dir, _, index = setup
     assert page_model.source == str(model_dir.resolve())
     other = save_tiny_model_folder(tmp_path / "other", seed=1)
-    with pytest.raises(ModelChoiceError, match="the index was built with model"):
+    with pytest.raises(ModelMismatchError, match="image tower.*--reembed"):
         load_app_model(str(other), None, index)
+    moved = shutil.copytree(model_dir, tmp_path / "moved")  # the same model elsewhere: accepted
+    assert load_app_model(str(moved), None, index).source == str(moved.resolve())
     with pytest.raises(AppInputError, match="no index in"):
         load_app_model(str(model_dir), None, tmp_path / "missing.index")
 
