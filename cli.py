@@ -202,11 +202,11 @@ def run_search(args: argparse.Namespace) -> int:
     has_ann = "ann" in index.meta
     if args.nprobe is not None and not has_ann:
         _warn(f"warning: index {folder} has no approximate structure: --nprobe is not used")
-    exact = args.exact or not has_ann or args.recall == 1.0  # only exact search finds them all
-    ann = None if exact else read_ann(folder, index.meta)
     nprobe = args.nprobe
-    if ann is not None and args.recall is not None:
+    if has_ann and args.recall is not None:  # None: calibration never reached it; exact search
         nprobe = nprobe_for_recall(index.meta["ann"], args.recall)
+    exact = args.exact or not has_ann or (args.recall is not None and nprobe is None)
+    ann = None if exact else read_ann(folder, index.meta)
     model = _load(args, *choose_model(args.model, args.revision, index.meta))
     # By content: any model whose image side made these rows may search them.
     check_model_for_index(str(folder), index.meta.get("fingerprint"), model, model.processor)

@@ -6,8 +6,10 @@ The structure is an inverted file with 8-bit scalar quantisation (IVF-SQ8), chos
 vectors to reach that recall and HNSW holds the full vectors plus its graph.
 
 The structure lives in the index folder as `ann.<generation>.faiss`; meta.json's `ann` entry
-names it and records how to search it (`nprobe`, chosen at build time by measuring recall on
-the index's own rows).
+names it and records how to search it: `nprobe`, the lists searched per query, chosen at build
+time by measuring recall@10 against exact search on calibration queries (text embeddings of
+Turkish captions, `search/calibration.py`), with margins; and the measured `recall_curve`, from
+which `nprobe_for_recall` picks a wider search for a higher recall on request.
 """
 
 import math
@@ -29,15 +31,18 @@ from search.locking import index_lock
 ANN_KIND = "IVF-SQ8"
 DEFAULT_ANN_THRESHOLD = 100_000
 PROMISED_RECALL = 0.95  # recall@10 against exact search, as the README states it
-# Calibration queries are a sample of what users ask, not the queries themselves: the default
-# number of lists per query is chosen to reach this much more than is promised.
+# Calibration queries are a sample of what users ask, not the queries themselves, and another
+# collection's geometry differs from theirs. Two margins: the number of lists per query must
+# reach this much more recall than is asked on the calibration queries, and is then doubled.
 RECALL_MARGIN = 0.02
+NPROBE_MARGIN = 2
 TARGET_RECALL = PROMISED_RECALL + RECALL_MARGIN
-# The recall curve is measured on to here, so that `--recall R` can pick a wider search later.
+# The recall curve is measured up to here, or until it stops rising (8-bit values bound it
+# below 1 even over all lists), so that `--recall R` can pick a wider search later.
 CURVE_CEILING = 0.995
+PLATEAU_GAIN = 0.002
 CALIBRATION_K = 10
 CALIBRATION_QUERIES = 200  # rows nudged by noise, where no query vectors are given
-ALL_LISTS = 1 << 30  # an nprobe that `ANN.search` lowers to the structure's number of lists
 TRAINING_ROWS_PER_LIST = 64
 
 
@@ -123,40 +128,46 @@ def build_ann(
     if queries is None:
         queries, source = _nudged_rows(data, rng), "rows"
     curve = recall_curve(index, data, _as_queries(queries))
-    nprobe, recall = _first_reaching(curve, TARGET_RECALL, lists)
+    reached = _first_reaching(curve, TARGET_RECALL)
+    nprobe = lists if reached is None else min(lists, reached[0] * NPROBE_MARGIN)
+    recall = max(measured for probed, measured in curve if probed <= nprobe)  # a lower bound
     entry = {"kind": ANN_KIND, "rows": rows, "lists": lists, "nprobe": nprobe, "recall": recall}
     entry.update(calibration=source, queries=len(queries), recall_curve=curve)
     return ANN(index=index, nprobe=nprobe), entry
 
 
 def recall_curve(index, data: np.ndarray, queries: np.ndarray) -> list[list]:
-    """[[nprobe, recall@10], ...] for nprobe 1, 2, 4, ... up to all lists, or until the recall
-    reaches `CURVE_CEILING`; exact answers come from one matrix product."""
+    """[[nprobe, recall@10], ...] for nprobe 1, 2, 4, ... up to all lists, until the recall
+    reaches `CURVE_CEILING` or stops rising; exact answers come from one matrix product."""
     k = min(CALIBRATION_K, len(data))
     truth = exact_search(data, queries, k)[1]
     ann = ANN(index=index, nprobe=1)
-    curve = []
+    curve: list[list] = []
     while True:
         recall = recall_at_k(ann.search(queries, k)[1], truth)
+        rising = not curve or recall - curve[-1][1] >= PLATEAU_GAIN
         curve.append([ann.nprobe, round(recall, 4)])
-        if recall >= CURVE_CEILING or ann.nprobe >= index.nlist:
+        if recall >= CURVE_CEILING or ann.nprobe >= index.nlist or not rising:
             return curve
         ann.nprobe = min(index.nlist, ann.nprobe * 2)
 
 
-def nprobe_for_recall(entry: dict, recall: float) -> int:
-    """The fewest lists per query whose calibration recall@10 reached `recall` plus the margin;
-    all lists where none did (or where the structure records no curve, as older ones)."""
+def nprobe_for_recall(entry: dict, recall: float) -> int | None:
+    """Lists per query for a recall@10 of `recall`, with the same margins as the structure's
+    default; None where the calibration never reached it (exact search then)."""
     target = min(1.0, recall + RECALL_MARGIN)
-    curve = entry.get("recall_curve") or []
-    return _first_reaching(curve, target, entry.get("lists", ALL_LISTS))[0]
+    curve = entry.get("recall_curve")
+    if not curve:  # structures built before the curve was recorded
+        curve = [[entry["nprobe"], entry.get("recall", 0.0)]]
+    reached = _first_reaching(curve, target)
+    return None if reached is None else reached[0] * NPROBE_MARGIN
 
 
-def _first_reaching(curve: list[list], target: float, lists: int) -> tuple[int, float]:
+def _first_reaching(curve: list[list], target: float) -> tuple[int, float] | None:
     for nprobe, recall in curve:
         if recall >= target:
             return nprobe, recall
-    return lists, curve[-1][1] if curve else 0.0
+    return None
 
 
 def _nudged_rows(data: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -71,6 +71,8 @@ def _check_ann(entry: object, path: Path) -> None:
     _require_int(entry, "nprobe", 1, path, "ann")
     if "lists" in entry:
         _require_int(entry, "lists", 1, path, "ann")
+    if "recall" in entry and not _is_curve_point([1, entry["recall"]]):
+        raise IndexFileError(f"{path} (ann): 'recall' must be a number from 0 to 1")
     curve = entry.get("recall_curve", [])
     if not isinstance(curve, list) or not all(_is_curve_point(point) for point in curve):
         raise IndexFileError(f"{path} (ann): 'recall_curve' must be a list of [nprobe, recall]")
