@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import safetensors
 import torch
-from builders import save_tiny_model_folder, tiny_model, tiny_processor
+from builders import save_tiny_model_folder, tiny_model, tiny_processor, tiny_student
 from transformers import AutoModel, AutoProcessor
 
 from search import fingerprint as fingerprint_module
@@ -27,16 +27,6 @@ from turkish_clip import save_model_folder
 
 def load(folder: Path, **options):
     return AutoModel.from_pretrained(folder, trust_remote_code=True, **options)
-
-
-def student_of(teacher: torch.nn.Module) -> torch.nn.Module:
-    """The teacher with every text-side tensor changed, as distillation with a frozen image
-    tower leaves it."""
-    with torch.no_grad():
-        for name, tensor in teacher.state_dict().items():
-            if not is_image_side(name) and tensor.is_floating_point():
-                tensor.add_(0.01)
-    return teacher
 
 
 def legacy_record(folder: Path) -> dict[str, str]:
@@ -82,7 +72,7 @@ def test_a_moved_folder_and_a_copy_with_onnx_files_keep_the_fingerprint(
 def test_a_student_with_the_same_image_tower_has_the_same_fingerprint(tmp_path: Path) -> None:
     processor = tiny_processor()
     teacher = save_tiny_model_folder(tmp_path / "teacher")
-    student = save_model_folder(student_of(tiny_model()), processor, tmp_path / "student")
+    student = save_model_folder(tiny_student(), processor, tmp_path / "student")
     weights = [(folder / "model.safetensors").read_bytes() for folder in (teacher, student)]
     assert weights[0] != weights[1]
     expected = model_fingerprint(load(teacher), processor)
@@ -191,7 +181,7 @@ def test_a_record_of_the_older_layout_is_compared_as_it_was_made(tmp_path: Path)
     moved = shutil.copytree(folder, tmp_path / "moved")
     assert compare_with_index(record, load(moved), processor) is None
     # The older record covers the whole file: a student cannot be told apart from another model.
-    student = save_model_folder(student_of(tiny_model()), processor, tmp_path / "student")
+    student = save_model_folder(tiny_student(), processor, tmp_path / "student")
     difference = compare_with_index(record, load(student), processor)
     assert difference == FingerprintDifference(("weights",), legacy=True)
     other = save_tiny_model_folder(tmp_path / "other", seed=1)
