@@ -1,8 +1,8 @@
 """An on-disk index of image embeddings: its format, reading it safely, writing it atomically.
 
 Format (version 2), in the index folder:
-- meta.json: format, version, model, revision, fingerprint (hashes of the weights and of the
-  processor settings), dim, root (the indexed folder), count, generation, the names of the data
+- meta.json: format, version, model, revision, fingerprint (hashes of the model's image side:
+  search/fingerprint.py), dim, root (the indexed folder), count, generation, the names of the data
   files (embeddings, files), superseded (data files of earlier generations still to delete), and
   the files that could not be read (unreadable);
 - embeddings.<generation>.npy: (count, dim) float32, rows L2-normalised;
