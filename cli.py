@@ -209,7 +209,7 @@ def run_search(args: argparse.Namespace) -> int:
     ann = None if exact else read_ann(folder, index.meta)
     model = _load(args, *choose_model(args.model, args.revision, index.meta))
     # By content: any model whose image side made these rows may search them.
-    check_model_for_index(str(folder), index.meta.get("fingerprint"), model, model.processor)
+    check_model_for_index(str(folder), index.meta, model, model.processor)
     if queries is not None:
         vectors = embed_texts(model, queries, 32, args.quiet)
     elif args.image is None:
@@ -287,7 +287,7 @@ def run_ann(args: argparse.Namespace) -> int:
                 "--model to calibrate on text"
             )
             return None
-        check_model_for_index(str(folder), meta.get("fingerprint"), model, model.processor)
+        check_model_for_index(str(folder), meta, model, model.processor)
         return caption_queries_or_rows(model, _warn)
 
     entry = rebuild_ann(folder, args.wait, _warn, queries)

@@ -72,20 +72,22 @@ class FingerprintDifference:
 class ModelMismatchError(ValueError):
     """The model's image side differs from the one an index's rows were embedded with."""
 
-    def __init__(self, index: str, difference: FingerprintDifference):
+    def __init__(self, index: str, difference: FingerprintDifference, built_with: str = ""):
         self.index = index
         self.difference = difference
+        self.built_with = built_with
         older = (
             " (the index records a digest of the whole checkpoint, as older versions did, so "
             "any change to it counts)"
             if difference.legacy
             else ""
         )
+        model = f" (model {built_with!r})" if built_with else ""
         super().__init__(
             f"the model's {difference.describe()} differ from those index {index} was built "
-            f"with{older}; its rows and this model's embeddings cannot be mixed: re-embed every "
-            "image with `cli.py index FOLDER --index INDEX --reembed`, or use the model the "
-            "index was built with"
+            f"with{model}{older}; its rows and this model's embeddings cannot be mixed: re-embed "
+            "every image with `cli.py index FOLDER --index INDEX --reembed`, or use the model "
+            "the index was built with"
         )
 
 
@@ -124,15 +126,17 @@ def compare_with_index(
 
 
 def check_model_for_index(
-    index: str, recorded: dict[str, str] | None, model, processor, current: dict | None = None
+    index: str, meta: dict, model, processor, current: dict | None = None
 ) -> None:
-    """Raises `ModelMismatchError` where `model` cannot add to or search the index's rows; a
-    missing record (a version 1 index) is nothing to compare with."""
+    """Raises `ModelMismatchError` where `model` cannot add to or search the rows of the index
+    whose meta.json is `meta`; an index without a fingerprint (version 1) has nothing to
+    compare with. `current` is `model_fingerprint(model, processor)` where the caller has it."""
+    recorded = meta.get("fingerprint")
     if recorded is None:
         return
     difference = compare_with_index(recorded, model, processor, current)
     if difference is not None:
-        raise ModelMismatchError(index, difference)
+        raise ModelMismatchError(index, difference, str(meta.get("model", "")))
 
 
 def is_image_side(name: str) -> bool:

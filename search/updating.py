@@ -20,6 +20,7 @@ from search.image_index import (
     check_index_folder,
     discard_unsaved,
     load_index,
+    replace_meta,
     save_index,
     sweep_leftovers,
 )
@@ -142,12 +143,24 @@ def update_index(
         plan = _plan(old, scan.found, scan.uncertain, reembed)
         for entry in plan.still_unreadable:
             warn(f"skipped: {entry['reason']} (unchanged since the last run)")
-        if old and not plan.has_changes and not reembed:
+        up_to_date = old is not None and not plan.has_changes and not reembed
+        # A model named anew (a moved folder, a student) is checked even when nothing changed,
+        # so that an option is never silently ignored, and recorded for the next runs.
+        renamed = old is not None and (source, revision) != (
+            old.meta["model"],
+            old.meta["revision"],
+        )
+        if up_to_date and not renamed:
             return UpdateSummary(len(old.files), unchanged=len(plan.keep), up_to_date=True)
         model = load(source, revision)
         fingerprint = model_fingerprint(model, model.processor)
         if old and not reembed:
             _check_same_model(folder, old, model, fingerprint, warn)
+        if up_to_date:
+            replace_meta(
+                folder, dict(old.meta, model=source, revision=revision, fingerprint=fingerprint)
+            )
+            return UpdateSummary(len(old.files), unchanged=len(plan.keep), up_to_date=True)
         paths = plan.to_embed
         embedded = embed(model, [root / path for path in paths])
         files, rows, summary = _merge(old, plan, paths, embedded, scan.found)
@@ -208,7 +221,7 @@ def _check_same_model(
     if recorded is None:
         warn(f"index {folder} records no model fingerprint (format version 1); adopting this one")
     # By content, not by name: any model with the same image side may add rows.
-    check_model_for_index(str(folder), recorded, model, model.processor, fingerprint)
+    check_model_for_index(str(folder), old.meta, model, model.processor, fingerprint)
 
 
 def _merge(

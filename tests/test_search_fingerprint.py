@@ -192,11 +192,13 @@ def test_a_record_of_the_older_layout_is_compared_as_it_was_made(tmp_path: Path)
 
 def test_the_mismatch_error_is_typed_and_names_reembed(tmp_path: Path) -> None:
     processor = tiny_processor()
-    recorded = model_fingerprint(tiny_model(), processor)
-    check_model_for_index("photos.index", recorded, tiny_model(), processor)  # the same: passes
-    check_model_for_index("photos.index", None, tiny_model(seed=1), processor)  # nothing recorded
+    meta = {"model": "/models/teacher", "fingerprint": model_fingerprint(tiny_model(), processor)}
+    check_model_for_index("photos.index", meta, tiny_model(), processor)  # the same: passes
+    version_1 = {"model": "/models/teacher"}  # no fingerprint: nothing to compare with
+    check_model_for_index("photos.index", version_1, tiny_model(seed=1), processor)
     with pytest.raises(ModelMismatchError) as caught:
-        check_model_for_index("photos.index", recorded, tiny_model(seed=1), processor)
+        check_model_for_index("photos.index", meta, tiny_model(seed=1), processor)
     assert caught.value.difference == FingerprintDifference(("image_tower",))
-    assert caught.value.index == "photos.index"
-    assert "--reembed" in str(caught.value) and "photos.index" in str(caught.value)
+    assert (caught.value.index, caught.value.built_with) == ("photos.index", "/models/teacher")
+    message = str(caught.value)
+    assert "--reembed" in message and "photos.index" in message and "/models/teacher" in message

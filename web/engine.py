@@ -85,8 +85,7 @@ def load_app_model(
             f"the model {loaded.config.projection_dim}"
         )
     if index is not None:  # by content: any model whose image side made the rows
-        recorded = index.meta.get("fingerprint")
-        check_model_for_index(str(index_folder), recorded, loaded, loaded.processor)
+        check_model_for_index(str(index_folder), index.meta, loaded, loaded.processor)
     return AppModel(loaded, source, revision, index, index_folder)
 
 
