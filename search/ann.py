@@ -138,7 +138,8 @@ def build_ann(
 
 def recall_curve(index, data: np.ndarray, queries: np.ndarray) -> list[list]:
     """[[nprobe, recall@10], ...] for nprobe 1, 2, 4, ... up to all lists, until the recall
-    reaches `CURVE_CEILING` or stops rising; exact answers come from one matrix product."""
+    reaches `CURVE_CEILING`, or stops rising past `TARGET_RECALL`; exact answers come from one
+    matrix product."""
     k = min(CALIBRATION_K, len(data))
     truth = exact_search(data, queries, k)[1]
     ann = ANN(index=index, nprobe=1)
@@ -147,7 +148,12 @@ def recall_curve(index, data: np.ndarray, queries: np.ndarray) -> list[list]:
         recall = recall_at_k(ann.search(queries, k)[1], truth)
         rising = not curve or recall - curve[-1][1] >= PLATEAU_GAIN
         curve.append([ann.nprobe, round(recall, 4)])
-        if recall >= CURVE_CEILING or ann.nprobe >= index.nlist or not rising:
+        # A flat stretch below the target may still lead up to it: only past it does one end.
+        if (
+            recall >= CURVE_CEILING
+            or ann.nprobe >= index.nlist
+            or (not rising and recall >= TARGET_RECALL)
+        ):
             return curve
         ann.nprobe = min(index.nlist, ann.nprobe * 2)
 
