@@ -167,7 +167,7 @@ def image_tower_digest(model) -> str:
 def legacy_weights_digest(model) -> str:
     """The older layout's "weights": the whole `model.safetensors` file, or every tensor of the
     state dict for a model without one."""
-    folder = _model_folder(model)
+    folder = _local_folder(model)  # as it was computed: a Hub model from its tensors
     if folder is not None and (folder / WEIGHTS_FILE).is_file():
         return _file_digest(folder / WEIGHTS_FILE)
     if not hasattr(model, "state_dict"):
@@ -180,9 +180,30 @@ def legacy_weights_digest(model) -> str:
 
 
 def _model_folder(model) -> Path | None:
+    """The folder holding the model's checkpoint: the one it was loaded from, or, for a model
+    from the Hub, the snapshot in the local Hub cache it was read from."""
+    return _local_folder(model) or _hub_snapshot(model)
+
+
+def _local_folder(model) -> Path | None:
     for folder in (getattr(model, "folder", None), getattr(model, "name_or_path", None)):
         if folder and Path(folder).is_dir():
             return Path(folder)
+    return None
+
+
+def _hub_snapshot(model) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    name = getattr(model, "name_or_path", None)
+    revision = getattr(model, "_source_kwargs", {}).get("revision")
+    for file in (WEIGHTS_FILE, SHARDS_INDEX_FILE):
+        try:
+            cached = try_to_load_from_cache(str(name), file, revision=revision)
+        except ValueError:  # not a Hub id (huggingface_hub's HFValidationError)
+            return None
+        if isinstance(cached, str):
+            return Path(cached).parent
     return None
 
 

@@ -202,3 +202,24 @@ def test_the_mismatch_error_is_typed_and_names_reembed(tmp_path: Path) -> None:
     assert (caught.value.index, caught.value.built_with) == ("photos.index", "/models/teacher")
     message = str(caught.value)
     assert "--reembed" in message and "photos.index" in message and "/models/teacher" in message
+
+
+def test_a_hub_model_is_hashed_from_its_cached_checkpoint_in_every_backend(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A model from the Hub (here a fake cache: the checkpoint of commit 'abc' under `main`)
+    gets the fingerprint of its folder, in float32 and in int8 alike."""
+    import huggingface_hub.constants
+
+    processor = tiny_processor()
+    folder = save_tiny_model_folder(tmp_path / "model")
+    repo = tmp_path / "cache" / "models--someone--tiny-clip"
+    shutil.copytree(folder, repo / "snapshots" / "abc")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    expected = model_fingerprint(load(folder), processor)
+    for int8 in (False, True):
+        model = load(folder, int8=int8)
+        model.name_or_path = "someone/tiny-clip"  # as from_pretrained("someone/tiny-clip") sets
+        assert model_fingerprint(model, processor) == expected
