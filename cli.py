@@ -6,6 +6,7 @@ by Turkish text or by image, and zero-shot evaluation on image folders and capti
     python cli.py search "sahilde koşan bir köpek" --index photos.index
     python cli.py duplicates --index photos.index --threshold 0.95
     python cli.py evaluate --images dataset/
+    python cli.py evaluate --benchmark xm3600 --data xm3600/ --language tr
 
 torch and transformers are imported only inside the commands, so `--help` answers at once.
 """
@@ -17,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.benchmarks import BENCHMARKS, benchmark_result, read_benchmark, retrieval_metrics
 from evaluation.inputs import read_captions, read_class_labels
 from evaluation.metrics import RECALL_KS
 from evaluation.zero_shot import caption_report, class_images, classification_report
 from inference.loading import (
     BACKENDS,
     DEFAULT_MODEL,
+    IndexModelGoneError,
     ModelChoiceError,
     ModelSpec,
     NoDefaultModelError,
@@ -32,7 +35,14 @@ from inference.loading import (
     load_model,
     load_pipeline,
 )
-from search.ann import DEFAULT_ANN_THRESHOLD, ANNError, rebuild_ann
+from search.ann import (
+    DEFAULT_ANN_THRESHOLD,
+    PROMISED_RECALL,
+    ANNError,
+    nprobe_for_recall,
+    rebuild_ann,
+)
+from search.calibration import caption_queries_or_rows
 from search.embedding import embed_images
 from search.errors import (
     BadQueryError,
@@ -45,6 +55,7 @@ from search.errors import (
 )
 from search.file_names import name_fields
 from search.filters import PhotoFilter, parse_filter
+from search.fingerprint import ModelMismatchError, check_model_for_index
 from search.library import PhotoLibrary
 from search.ray_engine import RayRunError  # Ray itself is imported only when it runs
 from search.scanning import scan_images
@@ -58,6 +69,8 @@ class CLIError(Exception):
 
 # What to do about each of the core's errors, in this command line's terms.
 HINTS = {
+    ModelMismatchError: None,  # its message says what to do
+    IndexModelGoneError: "name the model (moved, or any copy of it) with --model",
     RevisionOfFolderError: "drop --revision",
     UntrustedCodeError: "if you trust that code, pass --trust-remote-code with --model naming "
     "it, and --revision COMMIT_SHA for a Hub model",
@@ -73,10 +86,12 @@ HINTS = {
 }
 
 
-def worded(error: SearchError | ModelChoiceError, index: str | None = None) -> str:
+def worded(error: Exception, index: str | None = None) -> str:
     """The core's message with this command line's hint, naming the --index given."""
     for kind, hint in HINTS.items():
         if isinstance(error, kind):
+            if hint is None:
+                return _one_line(error)
             return f"{_one_line(error)} ({hint.replace('INDEX', index or 'INDEX')})"
     return _one_line(error)
 
@@ -206,6 +221,7 @@ def run_search(args: argparse.Namespace) -> int:
     queries = _read_queries(args.queries) if args.queries is not None else None
     photo_filter = _photo_filter(args)
     library = _open_library(args, use_ann=not args.exact)
+    exact, nprobe = _breadth(args, library)
     if queries is not None:
         vectors = embed_texts(library.model, queries, 32, args.quiet)
     elif args.image is None:
@@ -215,12 +231,25 @@ def run_search(args: argparse.Namespace) -> int:
 
         vectors = library.query(image=load_image(args.image, max_pixels=library.max_pixels))[None]
     found = library.photos().search_many(
-        vectors, args.top_k, photo_filter, args.min_score, args.exact
+        vectors, args.top_k, photo_filter, args.min_score, exact, nprobe
     )
     for number, hits in enumerate(found):
         ranked = [{"rank": rank, **library.result_fields(hit)} for rank, hit in enumerate(hits, 1)]
         _print_results(queries[number] if queries is not None else None, ranked, args.json)
     return 0
+
+
+def _breadth(args: argparse.Namespace, library: PhotoLibrary) -> tuple[bool, int | None]:
+    """(exact, nprobe) from --exact, --recall and --nprobe and the index's structure."""
+    meta = library.photos().meta
+    has_ann = "ann" in meta
+    if args.nprobe is not None and not has_ann:
+        _warn(f"warning: index {args.index} has no approximate structure: --nprobe is not used")
+    nprobe = args.nprobe
+    if has_ann and args.recall is not None:  # None: calibration never reached it; exact search
+        nprobe = nprobe_for_recall(meta["ann"], args.recall)
+    exact = args.exact or not has_ann or (args.recall is not None and nprobe is None)
+    return exact, nprobe
 
 
 def _open_library(args: argparse.Namespace, use_ann: bool = True) -> PhotoLibrary:
@@ -270,10 +299,34 @@ def _read_queries(name: str) -> list[str]:
 
 def run_ann(args: argparse.Namespace) -> int:
     folder = Path(args.index).expanduser()
-    entry = rebuild_ann(folder, args.wait, _warn)
+
+    def queries(meta: dict) -> np.ndarray | None:
+        """Text embeddings of the built-in captions, from the index's model (or --model)."""
+        from inference.loading import spec_for_index
+
+        try:
+            model = load_model(spec_for_index(_spec(args), meta))
+        except (OSError, ValueError) as error:
+            if args.model is not None:
+                raise
+            _warn(
+                f"warning: the index's model cannot be loaded ({_one_line(error)}): the structure "
+                "is calibrated on the index's own rows, not on text queries; name the model with "
+                "--model to calibrate on text"
+            )
+            return None
+        check_model_for_index(str(folder), meta, model, model.processor)
+        return caption_queries_or_rows(model, _warn)
+
+    entry = rebuild_ann(folder, args.wait, _warn, queries)
+    calibrated = (
+        f"{entry['queries']} Turkish captions"
+        if entry.get("calibration") == "captions"
+        else "its own rows"
+    )
     print(
         f"{printable(folder)}: {entry['kind']} over {entry['rows']} rows, {entry['lists']} lists, "
-        f"{entry['nprobe']} searched per query (recall@10 {entry['recall']:.3f} on its own rows)"
+        f"{entry['nprobe']} searched per query (recall@10 {entry['recall']:.3f} on {calibrated})"
     )
     return 0
 
@@ -309,9 +362,58 @@ def run_duplicates(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.benchmark is None and (args.data is not None or args.language is not None):
+        raise CLIError("--data and --language go with --benchmark")
+    if args.benchmark is not None:
+        return _evaluate_benchmark(args)
     if args.images is not None:
         return _evaluate_folder(args)
     return _evaluate_captions(args)
+
+
+def _evaluate_benchmark(args: argparse.Namespace) -> int:
+    """Recall@k both ways on XM3600 or XTD10, in CLIP_benchmark's result layout."""
+    from evaluation.model_cards import contamination_warning
+
+    if args.data is None:
+        raise CLIError(f"--benchmark {args.benchmark} needs --data DIR, the benchmark's folder")
+    if args.template:
+        raise CLIError("--template applies to --images (class labels), not to --benchmark")
+    root = existing_dir(args.data, "benchmark folder")
+    language = args.language or "tr"
+    found = read_benchmark(args.benchmark, root, language)
+    if found.missing:
+        total = len(found.missing) + len(found.images)
+        _warn(
+            f"warning: {len(found.missing)} of {total} images are missing from {root / 'images'} "
+            f"and are skipped with their captions (first: {found.missing[0]})"
+        )
+    if not found.images:
+        raise CLIError(f"none of the images of {root} are there")
+    spec = _spec(args).resolved()
+    warning = contamination_warning(args.benchmark, spec.source, args.revision)
+    if warning:
+        _warn(warning)
+    model = load_model(spec)
+    embedded = embed_image_files(model, found.images, args.batch_size, args.quiet)
+    unreadable = len(found.images) - len(embedded.kept)
+    if unreadable:
+        _warn(f"warning: {unreadable} images could not be read and are skipped")
+    if not embedded.kept:
+        raise CLIError(f"none of the images of {root} could be read")
+    captions = [found.captions[index] for index in embedded.kept]
+    text_embeds = embed_texts(model, captions, args.batch_size, args.quiet)
+    metrics = retrieval_metrics(text_embeds, embedded.embeddings)
+    result = benchmark_result(args.benchmark, args.model or DEFAULT_MODEL, language, metrics)
+    if args.json:
+        print(json_line(result))
+        return 0
+    print(f"{args.benchmark} ({language}): {len(captions)} images, one caption each")
+    print(f"{'':14s}" + "".join(f"{f'R@{k}':>8s}" for k in RECALL_KS))
+    for name, key in (("text -> image", "image_retrieval"), ("image -> text", "text_retrieval")):
+        cells = "".join(f"{metrics[f'{key}_recall@{k}']:8.1%}" for k in RECALL_KS)
+        print(f"{name:14s}{cells}")
+    return 0
 
 
 def _evaluate_folder(args: argparse.Namespace) -> int:
@@ -467,9 +569,22 @@ def _check_trust(args: argparse.Namespace) -> None:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _recall(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}")
     return value
 
 
@@ -598,8 +713,22 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--queries", metavar="FILE", help="one Turkish query per line; prints JSON lines"
     )
-    search.add_argument(
+    breadth = search.add_mutually_exclusive_group()
+    breadth.add_argument(
         "--exact", action="store_true", help="exact search even where the index has a structure"
+    )
+    breadth.add_argument(
+        "--recall",
+        type=_recall,
+        metavar="R",
+        help=f"approximate search wide enough for this recall@10 (the structure's default aims "
+        f"at {PROMISED_RECALL} with a margin; 1 searches exactly)",
+    )
+    breadth.add_argument(
+        "--nprobe",
+        type=_positive_int,
+        metavar="N",
+        help="approximate search through N inverted lists per query (more: slower, more recall)",
     )
     search.add_argument(
         "--min-score",
@@ -655,6 +784,13 @@ def build_parser() -> argparse.ArgumentParser:
     data = evaluate.add_mutually_exclusive_group(required=True)
     data.add_argument("--images", metavar="ROOT", help="one subfolder of images per class")
     data.add_argument("--captions", metavar="FILE", help="TSV lines: image path<TAB>caption")
+    data.add_argument(
+        "--benchmark",
+        choices=BENCHMARKS,
+        help="a standard retrieval benchmark in its publisher's layout (needs --data)",
+    )
+    evaluate.add_argument("--data", metavar="DIR", help="the --benchmark's folder")
+    evaluate.add_argument("--language", metavar="L", help="--benchmark caption language (tr)")
     evaluate.add_argument("--json", action="store_true", help="one JSON object")
     evaluate.set_defaults(run=run_evaluate)
     return parser
@@ -671,7 +807,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except CLIError as error:
         print(f"error: {printable(error)}", file=sys.stderr)
-    except (SearchError, ModelChoiceError) as error:
+    except (SearchError, ModelChoiceError, RayRunError) as error:
         index = getattr(args, "index", None)
         print(f"error: {printable(worded(error, index))}", file=sys.stderr)
     except (OSError, ValueError, TypeError) as error:  # from loading models and reading files

@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from search.errors import WrongModelError
-
 # The folder that `python hub_upload.py convert --output turkish-clip` writes.
 DEFAULT_MODEL = "turkish-clip"
 MODEL_TYPE = "turkish_clip"
@@ -25,11 +23,11 @@ BACKENDS = ("torch", "onnx")
 
 
 class ModelChoiceError(ValueError):
-    """The model asked for is missing, unsafe to load, or not the one an index was built with."""
+    """The model asked for is missing or unsafe to load, or an index names no model."""
 
 
-class OtherModelError(ModelChoiceError, WrongModelError):
-    """Another model is named than the one an index was built with."""
+class IndexModelGoneError(ModelChoiceError):
+    """The model folder an index names is gone: the model must be named (moved, or a copy)."""
 
 
 class RevisionOfFolderError(ModelChoiceError):
@@ -80,9 +78,10 @@ class ModelSpec:
 
 
 def spec_for_index(spec: ModelSpec, meta: dict | None, reembed: bool = False) -> ModelSpec:
-    """The model for an index whose meta.json is `meta` (None: a new index): the one it was built
-    with unless another is named, which is an error (embeddings of two models do not share a
-    space) except with `reembed`, where every row is embedded again with the named model."""
+    """The model for an index whose meta.json is `meta` (None: a new index): the one named, else
+    the one it was built with. Names are not compared: whether a model's embeddings fit the
+    index's rows is decided by content once it is loaded (search.fingerprint), unless `reembed`
+    embeds every row again with the named model."""
     if reembed and meta is not None and spec.source is not None:
         return spec.resolved()
     source, revision = choose_model(spec.source, spec.revision, meta)
@@ -239,8 +238,12 @@ def needs_remote_code(name: str, revision: str | None, trust_remote_code: bool) 
 def choose_model(
     name: str | None, revision: str | None, meta: dict | None
 ) -> tuple[str, str | None]:
-    """The model for an index: the one it was built with unless another is named, which is an
-    error, because embeddings from two models do not share a space."""
+    """The model for an index: the one named, else the one it was built with.
+
+    Names are not compared: a moved folder or a student with the same image tower serves an
+    index as well as the original. Whether a model's embeddings fit the index's rows is decided
+    by content, once it is loaded (`search.fingerprint.check_model_for_index`).
+    """
     if meta is None:
         return model_source(name or DEFAULT_MODEL), revision
     built_with, built_at = meta.get("model"), meta.get("revision")
@@ -249,15 +252,13 @@ def choose_model(
             "the index's meta.json names no model (its 'model' must be a folder or Hub id, its "
             "'revision' a string or null)"
         )
-    source = model_source(name) if name is not None else built_with
-    if name is None and revision is None:
-        revision = built_at
-    if (source, revision) != (built_with, built_at):
-        raise OtherModelError(
-            f"the index was built with model {_model_name(built_with, built_at)}, not "
-            f"{_model_name(source, revision)}; embeddings of two models cannot be mixed"
+    if name is not None:
+        return model_source(name), revision
+    if Path(built_with).is_absolute() and not Path(built_with).is_dir():
+        raise IndexModelGoneError(
+            f"the index was built with model folder {built_with!r}, which is gone"
         )
-    return source, revision
+    return built_with, built_at if revision is None else revision
 
 
 def _check_hub_id(name: str, revision: str | None, trust_remote_code: bool) -> None:

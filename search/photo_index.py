@@ -32,7 +32,7 @@ from search.errors import (
     WrongModelError,
 )
 from search.filters import NO_FILTER, PhotoColumns, PhotoFilter
-from search.fingerprint import fingerprint_differences
+from search.fingerprint import check_model_for_index
 from search.image_index import Index, load_index
 
 _READ_ATTEMPTS = 5
@@ -122,7 +122,7 @@ class PhotoIndex:
         use_ann: bool = True,
     ) -> "PhotoIndex":
         """The index in `folder`, refused (WrongModelError) where it was built with another
-        model than `spec` names, or other weights, preprocessing or width than `model` has.
+        image side or width than `model` has (by content: names are not compared).
         Without `use_ann`, every search is exact and no structure is read."""
         return cls(folder, model, spec, use_ann)
 
@@ -167,8 +167,9 @@ class PhotoIndex:
         photo_filter: PhotoFilter = NO_FILTER,
         min_score: float | None = None,
         exact: bool = False,
+        nprobe: int | None = None,
     ) -> list[PhotoHit]:
-        return self.search_many(np.atleast_2d(query), k, photo_filter, min_score, exact)[0]
+        return self.search_many(np.atleast_2d(query), k, photo_filter, min_score, exact, nprobe)[0]
 
     def search_many(
         self,
@@ -177,6 +178,7 @@ class PhotoIndex:
         photo_filter: PhotoFilter = NO_FILTER,
         min_score: float | None = None,
         exact: bool = False,
+        nprobe: int | None = None,
     ) -> list[list[PhotoHit]]:
         """The best `k` photos for each query (L2-normalised rows), best first, ties by path.
 
@@ -198,7 +200,7 @@ class PhotoIndex:
         if k == 0:
             return [[] for _ in queries]
         if generation.ann is not None and not exact:
-            found = generation.ann.search(queries, k, allowed)[1]
+            found = generation.ann.search(queries, k, nprobe, allowed)[1]
             ranked = [
                 _rescored(index.embeddings, query, rows) for query, rows in zip(queries, found)
             ]
@@ -274,14 +276,8 @@ class PhotoIndex:
         raise NoIndexError(f"index {self.folder} kept changing while it was read")
 
     def _check_model(self, meta: dict) -> None:
-        if self.spec is not None and self.spec.source is not None:
-            built = (meta["model"], meta.get("revision"))
-            if built != (self.spec.source, self.spec.revision):
-                raise WrongModelError(
-                    f"the index was built with model {_name(*built)}, not "
-                    f"{_name(self.spec.source, self.spec.revision)}; embeddings of two models "
-                    "cannot be mixed"
-                )
+        """By content, not by name: any model whose image side made these rows may search them
+        (a moved folder, a copy, a student with the same image tower)."""
         if self.model is None:
             return
         width = embedding_width(self.model)
@@ -289,16 +285,9 @@ class PhotoIndex:
             raise WrongModelError(
                 f"index {self.folder} holds {meta['dim']}-dim embeddings, the model {width}"
             )
-        recorded = meta.get("fingerprint")
-        if recorded is None:  # a version 1 index: nothing to compare with
-            return
-        changed = fingerprint_differences(recorded, fingerprint(self.model))
-        if changed:
-            parts = " and ".join(part.replace("_", " ") for part in changed)
-            raise WrongModelError(
-                f"the model's {parts} differ from those the index {self.folder} was built with "
-                "(same name, other content)"
-            )
+        check_model_for_index(
+            str(self.folder), meta, self.model, self.model.processor, fingerprint(self.model)
+        )
 
     def _check_queries(self, queries: np.ndarray, dim: int) -> np.ndarray:
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))

@@ -6,18 +6,28 @@ new one, so two runs on one index take turns and each sees the other's images.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from inference.embedding_model import EmbeddingModel, embedding_width, fingerprint
 from inference.loading import ModelSpec, load_model, spec_for_index
-from search.ann import update_ann
+from search.ann import ann_file_name, update_ann
+from search.calibration import caption_queries_or_rows
 from search.embedding import EmbeddedImages
 from search.engines import Engine, LocalEngine
 from search.errors import WrongFolderError, WrongModelError
-from search.fingerprint import fingerprint_differences
-from search.image_index import Index, check_index_folder, load_index, save_index
+from search.fingerprint import check_model_for_index
+from search.image_index import (
+    Index,
+    check_index_folder,
+    discard_unsaved,
+    load_index,
+    replace_meta,
+    save_index,
+    sweep_leftovers,
+)
 from search.locking import index_lock
 from search.photo_metadata import photo_metadata
 from search.scanning import scan_folder
@@ -132,6 +142,9 @@ def update_index(
     engine = engine or LocalEngine()
     with index_lock(folder, wait, warn):
         old = load_index(folder)
+        if folder.is_dir():
+            for name in sweep_leftovers(folder, old.meta if old else None):
+                warn(f"removed {name} from {folder}, left by an update that did not finish")
         spec = spec_for_index(spec, old.meta if old else None, reembed)
         if old and old.meta["root"] != str(root):
             raise WrongFolderError(f"index {folder} holds images of {old.meta['root']}, not {root}")
@@ -141,6 +154,18 @@ def update_index(
         plan = _plan(old, scan.found, scan.uncertain, reembed)
         for entry in plan.still_unreadable:
             warn(f"skipped: {entry['reason']} (unchanged since the last run)")
+        # A model named anew (a moved folder, a student) is checked even when nothing changed,
+        # so that an option is never silently ignored, and recorded for the next runs.
+        renamed = old is not None and (spec.source, spec.revision) != (
+            old.meta["model"],
+            old.meta["revision"],
+        )
+        if old and not plan.has_changes and not reembed and renamed:
+            model = model if model is not None else load_model(spec)
+            recorded = fingerprint(model)
+            _check_same_model(folder, old, model, recorded, warn)
+            old.meta.update(model=spec.source, revision=spec.revision, fingerprint=recorded)
+            replace_meta(folder, old.meta)
         if old and not plan.has_changes and not reembed:
             undescribed = [path for path, row in plan.keep.items() if "taken" not in old.files[row]]
             if not undescribed:
@@ -157,7 +182,7 @@ def update_index(
             recorded = fingerprint(model)
             width = embedding_width(model)
             if old and not reembed:
-                _check_same_model(folder, old, width, recorded, warn)
+                _check_same_model(folder, old, model, recorded, warn)
             paths = plan.to_embed
             embedded = engine.embed(
                 model, spec, [root / path for path in paths], folder, progress, warn
@@ -170,11 +195,16 @@ def update_index(
             meta = dict(model=spec.source, revision=spec.revision, fingerprint=recorded)
             meta["dim"] = width
         meta.update(root=str(root), unreadable=sorted(unreadable, key=_path))
-        if ann_threshold is not None:
-            generation = (old.meta["generation"] if old else 0) + 1
-            had_ann = {"ann": old.meta["ann"]} if old and "ann" in old.meta else {}
-            meta = update_ann(folder, meta | had_ann, rows, ann_threshold, generation)
-        save_index(folder, meta, files, rows, old.meta if old else None)
+        generation = (old.meta["generation"] if old else 0) + 1
+        try:
+            if ann_threshold is not None:
+                had_ann = {"ann": old.meta["ann"]} if old and "ann" in old.meta else {}
+                queries = _calibration(model, spec, warn)
+                meta = update_ann(folder, meta | had_ann, rows, ann_threshold, generation, queries)
+            save_index(folder, meta, files, rows, old.meta if old else None)
+        except BaseException:  # a full disk, say: leave no file that meta.json does not name
+            discard_unsaved(folder, _generation_names(generation))
+            raise
     engine.finish(folder)
     summary.unreadable = len(unreadable)
     return summary
@@ -205,23 +235,29 @@ def _plan(
 
 
 def _check_same_model(
-    folder: Path, old: Index, dim: int, fingerprint: dict, warn: Callable[[str], object]
+    folder: Path, old: Index, model, recorded: dict, warn: Callable[[str], object]
 ) -> None:
+    dim = embedding_width(model)
     if old.meta["dim"] != dim:
         raise WrongModelError(
             f"index {folder} holds {old.meta['dim']}-dim embeddings, the model {dim}"
         )
-    recorded = old.meta.get("fingerprint")
-    if recorded is None:
+    if old.meta.get("fingerprint") is None:
         warn(f"index {folder} records no model fingerprint (format version 1); adopting this one")
-        return
-    differences = fingerprint_differences(recorded, fingerprint)
-    changed = [part for part in differences if part in IMAGE_PARTS]
-    if changed:
-        raise WrongModelError(
-            f"the model's {' and '.join(p.replace('_', ' ') for p in changed)} differ from those "
-            f"the index {folder} was built with (same name, other content)"
-        )
+    # By content, not by name: any model with the same image side may add rows.
+    check_model_for_index(str(folder), old.meta, model, model.processor, recorded)
+
+
+def _calibration(model, spec: ModelSpec, warn: Callable[[str], object]):
+    """What calibrates a structure: text embeddings of the built-in captions, from the loaded
+    model; where no model was loaded (only dates and cameras were recorded), the index's rows."""
+    if model is None:
+        return None
+    return partial(caption_queries_or_rows, model, warn)
+
+
+def _generation_names(generation: int) -> list[str]:
+    return [f"embeddings.{generation}.npy", f"files.{generation}.jsonl", ann_file_name(generation)]
 
 
 def _merge(

@@ -15,8 +15,10 @@ from search.errors import (
     UnknownPhotoError,
     WrongModelError,
 )
+from search.fingerprint import ModelMismatchError
 
 HINTS = {
+    ModelMismatchError: None,  # its message says what to do
     RevisionOfFolderError: "drop --revision",
     UntrustedCodeError: "the page loads Turkish CLIP models only",
     NoDefaultModelError: "start the page with --model FOLDER_OR_HUB_ID",
@@ -43,7 +45,7 @@ def describe(error: BaseException) -> str:
     if isinstance(error, (SearchError, ModelChoiceError)):
         for kind, hint in HINTS.items():
             if isinstance(error, kind):
-                return f"{message} ({hint})"
+                return message if hint is None else f"{message} ({hint})"
     return message
 
 
