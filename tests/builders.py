@@ -187,3 +187,49 @@ def save_tiny_bert(directory: Path, seed: int = 0) -> Path:
     tokenizer = BertTokenizerFast(str(TOKENIZER_DIR / "vocab.txt"), do_lower_case=False)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+SIGLIP_LOGIT_SCALE = 2.3  # ln 10, about SigLIP's trained temperature
+SIGLIP_LOGIT_BIAS = -1.5  # not SigLIP's -10: the random tiny model's scores then spread out
+
+
+def save_tiny_siglip_teacher(directory: Path, seed: int = 0, image_size: int = IMAGE_SIZE) -> Path:
+    """A tiny random transformers SiglipModel (24-wide image tower, patch 8) with OpenAI CLIP's
+    tokenizer standing in for SigLIP's, and its image processor settings, saved as a folder."""
+    from transformers import SiglipConfig, SiglipModel
+
+    text = dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=1)
+    text |= dict(num_attention_heads=2, max_position_embeddings=64, projection_size=24)
+    text |= dict(bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    vision = dict(hidden_size=24, intermediate_size=48, num_hidden_layers=2, image_size=32)
+    vision |= dict(num_attention_heads=2, patch_size=8)
+    torch.manual_seed(seed)
+    model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
+    with torch.no_grad():
+        for param in model.parameters():  # away from initial zeros and ones
+            param.add_(0.02 * torch.randn(param.shape))
+        model.logit_scale.fill_(SIGLIP_LOGIT_SCALE)
+        model.logit_bias.fill_(SIGLIP_LOGIT_BIAS)
+        model.text_model.embeddings.position_embedding.weight.zero_()
+    model.save_pretrained(directory)
+    tokenizer = clip_tokenizer(directory)
+    tokenizer.model_max_length = 64
+    tokenizer.save_pretrained(directory)
+    _siglip_image_processor(image_size).save_pretrained(directory)
+    return directory
+
+
+def _siglip_image_processor(size: int):
+    """transformers' SigLIP image processor: the PIL one (transformers 5 names it ...Pil)."""
+    try:
+        from transformers.models.siglip.image_processing_pil_siglip import (
+            SiglipImageProcessorPil as SiglipImageProcessor,
+        )
+    except ImportError:  # transformers 4: SiglipImageProcessor is the PIL one
+        from transformers import SiglipImageProcessor
+    return SiglipImageProcessor(size={"height": size, "width": size})
+
+
+def siglip_image_processor(size: int = IMAGE_SIZE):
+    """transformers' own SigLIP image processor (PIL), for parity tests."""
+    return _siglip_image_processor(size)
