@@ -93,7 +93,7 @@ def check_teacher_model(name_or_path: str, revision: str | None = None) -> Teach
             "resolution) is not supported; use a fixed-resolution SigLIP 2 checkpoint "
             "(google/siglip2-base-patch16-224 and the like, model_type 'siglip')"
         )
-    if model_type in VISION_ONLY:
+    if model_type in VISION_ONLY or ("image_size" in config and "text_config" not in config):
         raise TeacherError(
             f"--teacher {name_or_path}: an image-only model ({model_type}); the teacher needs a "
             "text tower too, to embed the English captions"

@@ -233,3 +233,41 @@ def _siglip_image_processor(size: int):
 def siglip_image_processor(size: int = IMAGE_SIZE):
     """transformers' own SigLIP image processor (PIL), for parity tests."""
     return _siglip_image_processor(size)
+
+
+# A Turkish CLIP with a SigLIP image tower (16 wide: no projection, so projection_dim is 16).
+TINY_SIGLIP_VISION = dict(
+    model_type="siglip_vision_model",
+    hidden_size=16,
+    intermediate_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=IMAGE_SIZE,
+    patch_size=8,
+)
+
+
+def tiny_siglip_model(seed: int = 0, **overrides) -> TurkishCLIPModel:
+    """`tiny_model` with a SigLIP tower, `logit_scale` ln 10 and `logit_bias` SIGLIP_LOGIT_BIAS."""
+    values = dict(vision_config=TINY_SIGLIP_VISION, logit_scale_init_value=SIGLIP_LOGIT_SCALE)
+    values |= dict(logit_bias_init_value=SIGLIP_LOGIT_BIAS)
+    return tiny_model(seed, **(values | overrides))
+
+
+def tiny_siglip_processor() -> TurkishCLIPProcessor:
+    """The fixture's tokenizer beside SigLIP's preprocessing: square resize, mean and std 0.5."""
+    from transformers import DistilBertTokenizerFast
+
+    tokenizer = DistilBertTokenizerFast.from_pretrained(TOKENIZER_DIR)
+    image_processor = TurkishCLIPImageProcessor(
+        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        do_center_crop=False,
+        image_mean=0.5,
+        image_std=0.5,
+    )
+    return TurkishCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def save_tiny_siglip_model_folder(directory: Path, seed: int = 0) -> Path:
+    """A complete model folder holding `tiny_siglip_model`."""
+    return save_model_folder(tiny_siglip_model(seed), tiny_siglip_processor(), directory)
