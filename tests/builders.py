@@ -167,7 +167,10 @@ def save_tiny_teacher(directory: Path, seed: int = 0) -> Path:
     # A random tower's output at the end token is mostly that token's own embedding and its
     # position, so every caption would embed nearly alike; without them, the words decide it.
     with torch.no_grad():
+        # As in save_tiny_teacher: the words, not the positions and end tokens, decide. Large
+        # word embeddings also keep the 60-odd pads the text tower reads from drowning the words.
         model.text_model.embeddings.position_embedding.weight.zero_()
+        model.text_model.embeddings.token_embedding.weight.mul_(20)[49406:].zero_()
         model.text_model.embeddings.token_embedding.weight[49406:].zero_()
     model.save_pretrained(directory)
     tokenizer = clip_tokenizer(directory)
@@ -210,11 +213,19 @@ def save_tiny_siglip_teacher(directory: Path, seed: int = 0, image_size: int = I
             param.add_(0.02 * torch.randn(param.shape))
         model.logit_scale.fill_(SIGLIP_LOGIT_SCALE)
         model.logit_bias.fill_(SIGLIP_LOGIT_BIAS)
+        # As in save_tiny_teacher: the words, not the positions and end tokens, decide. Large
+        # word embeddings also keep the 60-odd pads the text tower reads from drowning the words.
         model.text_model.embeddings.position_embedding.weight.zero_()
+        model.text_model.embeddings.token_embedding.weight.mul_(20)[49406:].zero_()
     model.save_pretrained(directory)
     tokenizer = clip_tokenizer(directory)
     tokenizer.model_max_length = 64
     tokenizer.save_pretrained(directory)
+    # As SigLIP's tokenizer: no attention mask, so the text tower reads the pads too.
+    settings_path = directory / "tokenizer_config.json"
+    settings = json.loads(settings_path.read_text())
+    settings["model_input_names"] = ["input_ids"]
+    settings_path.write_text(json.dumps(settings))
     _siglip_image_processor(image_size).save_pretrained(directory)
     return directory
 
