@@ -265,13 +265,13 @@ def tiny_siglip_model(seed: int = 0, **overrides) -> TurkishCLIPModel:
     return tiny_model(seed, **(values | overrides))
 
 
-def tiny_siglip_processor() -> TurkishCLIPProcessor:
+def tiny_siglip_processor(image_size: int = IMAGE_SIZE) -> TurkishCLIPProcessor:
     """The fixture's tokenizer beside SigLIP's preprocessing: square resize, mean and std 0.5."""
     from transformers import DistilBertTokenizerFast
 
     tokenizer = DistilBertTokenizerFast.from_pretrained(TOKENIZER_DIR)
     image_processor = TurkishCLIPImageProcessor(
-        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        size={"height": image_size, "width": image_size},
         do_center_crop=False,
         image_mean=0.5,
         image_std=0.5,
@@ -279,6 +279,7 @@ def tiny_siglip_processor() -> TurkishCLIPProcessor:
     return TurkishCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
-def save_tiny_siglip_model_folder(directory: Path, seed: int = 0) -> Path:
-    """A complete model folder holding `tiny_siglip_model`."""
-    return save_model_folder(tiny_siglip_model(seed), tiny_siglip_processor(), directory)
+def save_tiny_siglip_model_folder(directory: Path, seed: int = 0, image_size: int = 32) -> Path:
+    """A complete model folder holding `tiny_siglip_model` for `image_size` pixels."""
+    model = tiny_siglip_model(seed, vision_config=TINY_SIGLIP_VISION | {"image_size": image_size})
+    return save_model_folder(model, tiny_siglip_processor(image_size), directory)
