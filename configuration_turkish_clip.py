@@ -40,8 +40,7 @@ DEFAULT_TEMPLATE = TURKISH_TEMPLATES[0]
 # their visual projection, and SigLIP (fixed-resolution SigLIP 2 included), whose pooled head
 # output is the embedding.
 VISION_CONFIGS = {"clip_vision_model": CLIPVisionConfig, "siglip_vision_model": SiglipVisionConfig}
-# SigLIP's initial temperature and bias (transformers' SiglipModel and the SigLIP paper).
-SIGLIP_LOGIT_SCALE_INIT = math.log(10.0)
+# SigLIP's initial bias (the SigLIP paper); a student copies its teacher's trained one.
 SIGLIP_LOGIT_BIAS_INIT = -10.0
 
 
@@ -222,7 +221,7 @@ class TurkishCLIPConfig(PretrainedConfig):
 
     @property
     def scoring(self) -> str:
-        """How zero-shot scores are computed, in words (model cards, the command line)."""
+        """How zero-shot scores are computed, in words, for model cards."""
         if self.is_siglip:
             return "sigmoid(exp(logit_scale) * cosine + logit_bias), each label on its own"
         return "softmax over the labels of exp(logit_scale) * cosine"

@@ -74,7 +74,8 @@ classifier = pipeline(
 classifier("photo.jpg", candidate_labels=["kedi", "köpek"])
 ```
 
-The pipeline puts each label into the Turkish template `"{DEFAULT_TEMPLATE}"` ("a photo of a
+Zero-shot scores are a {config.scoring} (`config.scoring`); the
+pipeline puts each label into the Turkish template `"{DEFAULT_TEMPLATE}"` ("a photo of a
 {{}}"); pass `hypothesis_template=` (one template or a list) to change it. Texts are cased: keep
 Turkish capitals (İ, I) as they are.
 

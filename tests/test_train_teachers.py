@@ -176,3 +176,36 @@ def test_without_student_a_text_encoder_is_needed(setup, tmp_path, capsys):
     argv += ["--eval", str(setup["eval"]), "--output", str(tmp_path / "out")]
     assert train.main(argv) == 1
     assert "--student or --text-encoder is needed" in capsys.readouterr().err
+
+
+def test_publishing_uploads_the_card_naming_teacher_tower_and_scoring(
+    trained, fake_api, monkeypatch, capsys
+):
+    import hub_upload
+
+    family, teacher_folder, output = trained
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    assert hub_upload.main(["push", str(output), "--repo-id", "me/tr-student"]) == 0, (
+        capsys.readouterr().err
+    )
+    (api,) = fake_api.instances
+    [sent] = api.commits
+    assert sent["README.md"] == (output / "README.md").read_bytes()
+    card = sent["README.md"].decode("utf-8")
+    tower = "SigLIP ViT" if family == "siglip" else "CLIP ViT"
+    rule = "sigmoid(" if family == "siglip" else "softmax over the labels"
+    assert f"`{teacher_folder.name}`" in card and tower in card and rule in card
+
+
+def test_a_student_of_another_width_than_the_teacher_is_refused(setup, tmp_path, capsys):
+    from builders import save_tiny_model_folder
+
+    student = save_tiny_model_folder(tmp_path / "student")  # 16-dimensional; the teacher's 24
+    argv = ["--student", str(student), "--teacher", str(setup["siglip"])]
+    argv += ["--train", str(setup["train"]), "--eval", str(setup["eval"])]
+    argv += ["--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    capsys.readouterr()
+    assert train.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "embeds in 24 dimensions" in err and "in 16" in err
+    assert not (tmp_path / "out").exists()

@@ -81,6 +81,7 @@ def train(options: TrainingOptions) -> Path | None:
         _checkpoint_activations(model.text_model)
     model.to(accelerator.device)
     train_pairs, eval_pairs = _targets(options, accelerator)
+    _check_width(options, train_pairs.meta["dim"], model.config.projection_dim)
     run = _prepare(options, accelerator, model, processor, train_pairs, eval_pairs)
     try:
         _run_stages(run)
@@ -127,6 +128,16 @@ def _check_options(options: TrainingOptions) -> None:
     for name in positive:
         if getattr(options, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+def _check_width(options: TrainingOptions, teacher_dim: int, student_dim: int) -> None:
+    """A student can only learn a teacher whose embeddings are as wide as its own."""
+    if teacher_dim != student_dim:
+        raise ValueError(
+            f"--teacher {options.teacher} embeds in {teacher_dim} dimensions, but --student "
+            f"{options.student} in {student_dim}: train a student of this teacher without "
+            "--student (give --text-encoder), or pick the student's own teacher"
+        )
 
 
 def _accelerator(options: TrainingOptions) -> Accelerator:
