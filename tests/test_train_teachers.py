@@ -185,9 +185,8 @@ def test_publishing_uploads_the_card_naming_teacher_tower_and_scoring(
 
     family, teacher_folder, output = trained
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
-    assert hub_upload.main(["push", str(output), "--repo-id", "me/tr-student"]) == 0, (
-        capsys.readouterr().err
-    )
+    argv = ["push", str(output), "--repo-id", "me/tr-student", "--include", "eval.json"]
+    assert hub_upload.main(argv) == 0, capsys.readouterr().err
     (api,) = fake_api.instances
     [sent] = api.commits
     assert sent["README.md"] == (output / "README.md").read_bytes()
