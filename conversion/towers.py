@@ -232,10 +232,19 @@ def _config_file(name_or_path: str, revision: str | None, file: str) -> dict | N
             return None
     else:
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+        )
 
         try:
             path = Path(hf_hub_download(name_or_path, file, revision=revision))
+        except LocalEntryNotFoundError:  # offline, and not in the cache: not proof of absence
+            raise TeacherError(
+                f"--teacher {name_or_path}: {file} is not in the Hub cache and the Hub cannot be "
+                "reached"
+            ) from None
         except EntryNotFoundError:
             return None
         except RepositoryNotFoundError:

@@ -181,3 +181,17 @@ def test_unsupported_teachers_are_refused_by_name(tmp_path, kind):
         check_teacher_model(str(folder))
     assert str(refused.value).startswith(f"--teacher {folder}: ")
     assert message in str(refused.value)
+
+
+def test_a_hub_teacher_that_cannot_be_reached_is_named_not_taken_for_a_text_model(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def offline(*args, **kwargs):
+        raise LocalEntryNotFoundError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(
+        TeacherError, match="google/siglip2-base-patch16-224: config.json is not in"
+    ):
+        check_teacher_model("google/siglip2-base-patch16-224")
