@@ -33,6 +33,7 @@ from turkish_clip import TurkishCLIPImageProcessor
 OPENAI = "openai"  # a `clip` archive or model name
 CLIP = "clip"  # transformers CLIPModel
 SIGLIP = "siglip"  # transformers SiglipModel
+STUDENT = "student"  # a Turkish CLIP's own tower, when its text encoder is replaced
 VISION_ONLY = ("clip_vision_model", "siglip_vision_model", "siglip2_vision_model")
 SIGLIP_MEAN_STD = (0.5, 0.5, 0.5)
 # The image processor settings a student takes over from its teacher's preprocessor_config.json.
@@ -59,7 +60,7 @@ class ImageTower:
     """A teacher's image side, under `TurkishCLIPModel`'s names, ready to copy into a student."""
 
     source: str
-    kind: str
+    kind: str  # OPENAI, CLIP or SIGLIP; STUDENT when taken from a Turkish CLIP
     vision_config: PretrainedConfig  # CLIPVisionConfig or SiglipVisionConfig
     state: dict[str, torch.Tensor]  # vision_model.* and, for CLIP, visual_projection.weight
     projection_dim: int
@@ -149,7 +150,7 @@ def _transformers_tower(info: TeacherInfo, revision: str | None) -> ImageTower:
         projection_dim, bias = model.config.projection_dim, None
     mapper = _Mapper(f"image tower of --teacher {info.source}")
     for name, tensor in model.vision_model.state_dict().items():
-        # transformers 4 nests the tower one level deeper (`vision_model.vision_model.*`)
+        # a tower kept wrapped in its *VisionModel would name its weights `vision_model.*`
         mapper.put(f"vision_model.{name.removeprefix('vision_model.')}", tensor, name)
     if info.kind == CLIP:
         mapper.put("visual_projection.weight", model.visual_projection.weight, "visual_projection")

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from conversion.towers import ImageTower, read_image_tower
+from conversion.towers import STUDENT, ImageTower, read_image_tower
 from turkish_clip import TurkishCLIPConfig, TurkishCLIPModel, TurkishCLIPProcessor
 from turkish_clip.modeling_turkish_clip import text_model_kwargs
 
@@ -97,7 +97,7 @@ def _with_text_encoder(
     bias = model.logit_bias
     tower = ImageTower(
         source=model.name_or_path,
-        kind="student",
+        kind=STUDENT,
         vision_config=model.config.vision_config,
         state=state,
         projection_dim=model.config.projection_dim,
