@@ -29,6 +29,7 @@ def training_card(
         library_name="transformers",
         pipeline_tag="zero-shot-image-classification",
         tags=["clip", "turkish", "zero-shot-image-classification", "distillation"],
+        datasets=training_datasets(options) or None,
     )
     text_tower = _name(options.text_encoder or options.student)
     image_source = _name(options.student) if options.student else _name(options.teacher)
@@ -98,6 +99,18 @@ def _tower_lines(config: TurkishCLIPConfig | None) -> str:
   {config.projection_dim}-dimensional embeddings.
 - Zero-shot scores: {config.scoring}.
 """
+
+
+def training_datasets(options: TrainingOptions) -> list[str]:
+    """The card's `datasets`: what the student's card lists when its text tower is kept (the
+    trained tower learnt from that data too), the Hub datasets trained on, and the names given
+    with --dataset-name (a local pairs file has no name of its own)."""
+    from evaluation.model_cards import card_datasets
+
+    names = [] if options.text_encoder else card_datasets(options.student) or []
+    names += [s.location for s in (options.train, options.eval) if s.kind == "hub-dataset"]
+    names += options.dataset_names
+    return list(dict.fromkeys(names))
 
 
 def _name(source: str) -> str:
