@@ -7,7 +7,7 @@ from PIL import Image
 from transformers import pipeline
 
 from turkish_clip import DEFAULT_TEMPLATE
-from web.engine import classify, load_app_model
+from web.engine import load_app_model
 
 LABELS = ["kedi", "köpek", "araba"]
 
@@ -16,7 +16,8 @@ def test_the_page_scores_a_siglip_student_as_its_pipeline(tmp_path):
     folder = save_tiny_siglip_model_folder(tmp_path / "model")
     app = load_app_model(str(folder), None, None)
     image = Image.fromarray(np.random.default_rng(4).integers(0, 256, (40, 50, 3), np.uint8))
-    scores = classify(app, image, LABELS, (DEFAULT_TEMPLATE,))
+    rows = app.label_scores(image, LABELS, (DEFAULT_TEMPLATE,))  # the core the page calls
+    scores = {row["label"]: row["score"] for row in rows}
     classifier = pipeline(
         "zero-shot-image-classification", model=str(folder), trust_remote_code=True
     )
