@@ -25,7 +25,7 @@ def training_card(options: TrainingOptions, report: dict, train_count: int, eval
     text_tower = _name(options.text_encoder or options.student)
     stage1 = f"{options.frozen_epochs} epoch(s) with the text encoder frozen (only the head trains)"
     stage2 = f"{options.epochs} epoch(s) with the whole text tower training"
-    encoder_lr = options.encoder_learning_rate or options.learning_rate
+    encoder_lr = options.effective_encoder_learning_rate
     rows = report["training_loss"]
     losses = "\n".join(f"| {row['stage']} | {row['epoch']} | {row['loss']:.6g} |" for row in rows)
     return f"""---
