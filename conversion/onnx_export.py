@@ -7,12 +7,15 @@
 Embeddings are projected and not normalised, as `get_text_features`/`get_image_features` give
 them. Every file is written to a hidden staging folder inside the model folder, checked with
 onnxruntime against the torch model, and only then moved into `onnx/`, so a failed export leaves
-no `.onnx` file behind and an earlier export in place.
+no `.onnx` file behind and an earlier export in place. `onnx/export.json` records the weights
+the files came from (see conversion/onnx_record.py). The staging folder's name carries the
+exporting process's id, so a later export removes the folder of one that was killed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import warnings
@@ -24,13 +27,14 @@ import torch
 from PIL import Image
 from torch import nn
 
+from conversion.onnx_record import ONNX_DIR, remove_record, weights_sha256, write_record
 from turkish_clip import TurkishCLIPModel, TurkishCLIPProcessor
 
-ONNX_DIR = "onnx"
 TEXT_FILE = "text_model.onnx"
 VISION_FILE = "vision_model.onnx"
 TEXT_INT8_FILE = "text_model_quantized.onnx"
 VISION_INT8_FILE = "vision_model_quantized.onnx"
+STAGING_PREFIX = ".onnx.staging-"
 # log of CLIP's temperature, written into each file so that a backend reading only onnx/ can
 # turn cosines into scores.
 LOGIT_SCALE_KEY = "logit_scale"
@@ -109,9 +113,11 @@ def export_onnx(folder: Path, int8: bool = False) -> list[OnnxCheck]:
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} is not a model folder (no config.json)")
+    sweep_staging(folder)
+    digest = weights_sha256(folder)  # of the file the model is about to be loaded from
     model = TurkishCLIPModel.from_pretrained(folder).float().eval()
     processor = TurkishCLIPProcessor.from_pretrained(folder)
-    staging = Path(tempfile.mkdtemp(prefix=".onnx.staging-", dir=folder))
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
     try:
         checks = _export_and_verify(model, processor, staging, int8)
         for check in checks:
@@ -119,13 +125,34 @@ def export_onnx(folder: Path, int8: bool = False) -> list[OnnxCheck]:
         failed = [check.describe() for check in checks if not check.ok]
         if failed:
             raise OnnxExportError(f"ONNX verification failed: {'; '.join(failed)}")
+        remove_record(folder)
         _move_files(staging, folder / ONNX_DIR, [check.file for check in checks])
         if not int8:  # int8 files of an earlier export belong to other weights
             for name in (TEXT_INT8_FILE, VISION_INT8_FILE):
                 (folder / ONNX_DIR / name).unlink(missing_ok=True)
+        write_record(folder, digest, [check.file for check in checks])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return checks
+
+
+def sweep_staging(folder: Path) -> None:
+    """Removes staging folders of exports that were killed: those whose process is gone, and
+    those named before names carried a process id (`.onnx.staging-` and 8 letters or digits)."""
+    for path in folder.glob(f"{STAGING_PREFIX}*"):
+        owner = path.name.removeprefix(STAGING_PREFIX).partition("-")
+        if path.is_dir() and not (owner[1] and owner[0].isdigit() and _alive(int(owner[0]))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _export_and_verify(
