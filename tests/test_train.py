@@ -591,3 +591,16 @@ def test_help_shows_every_options_default(capsys):
     for shown in ("--batch-size BATCH_SIZE per process (default: 32)", "(default: mse)"):
         assert shown in flat
     assert "--seed SEED data order, dropout, heads (default: 0)" in flat
+
+
+def test_resuming_with_a_teacher_changed_in_place_is_refused(setup, tmp_path, capsys):
+    teacher = tmp_path / "teacher"
+    shutil.copytree(setup["teacher"], teacher)
+    mine = dict(setup, teacher=teacher, cache=tmp_path / "cache")
+    output = tmp_path / "out"
+    stopped_run(mine, output, steps=3)
+    other = save_tiny_teacher(tmp_path / "other", seed=1)
+    shutil.copyfile(other / "model.safetensors", teacher / "model.safetensors")
+    assert run(mine, output, *SCHEDULE, "--resume") == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: --resume: ") and "the content of --teacher differs" in error

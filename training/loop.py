@@ -385,12 +385,13 @@ def _check_signature(checkpoint: Path, recorded: dict, expected: dict) -> None:
         return
     details = []
     for key in changed:
-        if key in CONTENT_KEYS:
-            details.append(f"the content of {CONTENT_KEYS[key]} differs")
-        elif key not in recorded:
-            details.append(f"{flag(key)} was not recorded")
+        name = CONTENT_KEYS.get(key) or flag(key)
+        if key not in recorded:
+            details.append(f"{name} not recorded: a checkpoint of an earlier version")
+        elif key in CONTENT_KEYS:
+            details.append(f"the content of {name} differs")
         else:
-            details.append(f"{flag(key)} {recorded[key]} then, {expected[key]} now")
+            details.append(f"{name} {recorded[key]} then, {expected[key]} now")
     raise ValueError(
         f"--resume: {checkpoint} was made with other settings ({'; '.join(details)}); resume "
         "with the same options and data, or delete the checkpoints to start a new run"
