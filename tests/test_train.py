@@ -251,20 +251,32 @@ def test_a_bert_text_encoder_replaces_the_text_tower(setup, tmp_path):
         np.testing.assert_allclose(old["text"][0], texts[0], atol=1e-5)
 
 
-def test_two_processes_under_torchrun_write_a_folder_that_loads(setup, tmp_path):
-    from transformers import AutoModel
-
-    output = tmp_path / "ddp"
+def torchrun(setup, output: Path, cache: Path, script: Path = ROOT / "train.py", **env):
+    """train.py (or `script`) on 2 processes: 5 steps an epoch, 15 in all."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc_per_node", "2", str(ROOT / "train.py")]
+    command += ["--nproc_per_node", "2", str(script)]
     command += ["--student", str(setup["student"]), "--teacher", str(setup["teacher"])]
     command += ["--train", str(setup["train"]), "--eval", str(setup["eval"])]
-    command += ["--output", str(output), "--cache-dir", str(tmp_path / "cache")]
+    command += ["--output", str(output), "--cache-dir", str(cache)]
     command += ["--frozen-epochs", "1", "--epochs", "2", "--batch-size", "16"]
-    command += ["--learning-rate", "1e-2"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    command += ["--learning-rate", "1e-2", "--checkpoint-steps", "2"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), **env)
+    extra = ["--resume"] if output.with_name(output.name + ".checkpoints").exists() else []
+    return subprocess.run(command + extra, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def ddp_run(setup, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ddp")
+    done = torchrun(setup, root / "ddp", root / "cache")
     assert done.returncode == 0, done.stderr[-4000:]
+    return root / "ddp"
+
+
+def test_two_processes_under_torchrun_write_a_folder_that_loads(setup, ddp_run):
+    from transformers import AutoModel
+
+    output = ddp_run
     report = json.loads((output / "eval.json").read_text())
     losses = [row["loss"] for row in report["training_loss"]]
     assert len(losses) == 3 and losses[-1] < losses[0]
@@ -273,7 +285,22 @@ def test_two_processes_under_torchrun_write_a_folder_that_loads(setup, tmp_path)
     trained = weights(output)
     assert_same(part(trained, "vision_model."), part(weights(setup["student"]), "vision_model."))
     assert model.encode_text(["kırmızı kedi"]).shape == (1, 16)
-    shutil.rmtree(tmp_path / "cache")
+
+
+def test_a_torchrun_killed_during_a_save_resumes_from_the_last_whole_checkpoint(
+    setup, tmp_path, ddp_run
+):
+    output, cache = tmp_path / "killed", ddp_run.parent / "cache"
+    script = ROOT / "tests" / "killed_during_save.py"
+    done = torchrun(setup, output, cache, script, KILL_AT_SAVE="2")  # in the save of step 4
+    assert done.returncode != 0
+    assert [name for name in checkpoint_names(output) if not name.startswith(".")] == [
+        "step-00000002"
+    ]
+    done = torchrun(setup, output, cache)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "resumed from" in done.stdout and "step-00000002 (step 2)" in done.stdout
+    assert_same(weights(output), weights(ddp_run))
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,31 +437,6 @@ def test_stop_after_steps_checkpoints_the_step_it_stops_at(setup, tmp_path, caps
     assert error.startswith("error: --stop-after-steps 1: ") and "at step 1 already" in error
 
 
-# Run in a child process: train.py whose torch.save writes half of the N-th optimizer.bin and then
-# SIGKILLs its own process, as a kill in the middle of a checkpoint's save would leave it.
-KILLED_DURING_SAVE = """
-import io, os, signal, sys
-import torch
-import train
-
-real_save, optimizer_saves = torch.save, []
-
-def save(obj, f, *args, **kwargs):
-    if str(f).endswith("optimizer.bin"):
-        optimizer_saves.append(f)
-        if len(optimizer_saves) == int(os.environ["KILL_AT_SAVE"]):
-            buffer = io.BytesIO()
-            real_save(obj, buffer, *args, **kwargs)
-            with open(f, "wb") as file:
-                file.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-            os.kill(os.getpid(), signal.SIGKILL)
-    return real_save(obj, f, *args, **kwargs)
-
-torch.save = save
-sys.exit(train.main(sys.argv[1:]))
-"""
-
-
 def test_a_kill_during_a_checkpoint_save_leaves_nothing_that_resume_picks(
     setup, tmp_path, straight
 ):
@@ -444,7 +446,7 @@ def test_a_kill_during_a_checkpoint_save_leaves_nothing_that_resume_picks(
     argv += ["--output", str(output), "--cache-dir", str(setup["cache"]), "--batch-size", "16"]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), KILL_AT_SAVE="2")
     done = subprocess.run(
-        [sys.executable, "-c", KILLED_DURING_SAVE, *argv, *SCHEDULE],
+        [sys.executable, str(ROOT / "tests" / "killed_during_save.py"), *argv, *SCHEDULE],
         capture_output=True,
         text=True,
         timeout=300,
