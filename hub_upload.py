@@ -87,7 +87,8 @@ def export_onnx_files(folder: Path, int8: bool) -> None:
 
 def _write_verified(original: Original, output: Path, onnx: bool, int8: bool) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.staging-", dir=output.parent))
+    staging.sweep_staging_folders(output.parent, f".{output.name}.staging-")
+    folder = staging.make_staging_folder(output.parent, f".{output.name}.staging-")
     try:
         save_model_folder(original.model, original.processor, folder)
         staging.match_umask(folder)

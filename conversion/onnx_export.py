@@ -9,15 +9,14 @@ them. Every file is written to a hidden staging folder inside the model folder, 
 onnxruntime against the torch model, and only then moved into `onnx/`, so a failed export leaves
 no `.onnx` file behind and an earlier export in place. `onnx/export.json` records the weights
 the files came from (see conversion/onnx_record.py). The staging folder's name carries the
-exporting process's id, so a later export removes the folder of one that was killed.
+exporting process's id, so a later export removes the folder of one that was killed
+(conversion/staging.py).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from PIL import Image
 from torch import nn
 
 from conversion.onnx_record import ONNX_DIR, remove_record, weights_sha256, write_record
+from conversion.staging import make_staging_folder, sweep_staging_folders
 from turkish_clip import TurkishCLIPModel, TurkishCLIPProcessor
 
 TEXT_FILE = "text_model.onnx"
@@ -113,11 +113,11 @@ def export_onnx(folder: Path, int8: bool = False) -> list[OnnxCheck]:
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} is not a model folder (no config.json)")
-    sweep_staging(folder)
+    sweep_staging_folders(folder, STAGING_PREFIX)
     digest = weights_sha256(folder)  # of the file the model is about to be loaded from
     model = TurkishCLIPModel.from_pretrained(folder).float().eval()
     processor = TurkishCLIPProcessor.from_pretrained(folder)
-    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
+    staging = make_staging_folder(folder, STAGING_PREFIX)
     try:
         checks = _export_and_verify(model, processor, staging, int8)
         for check in checks:
@@ -134,25 +134,6 @@ def export_onnx(folder: Path, int8: bool = False) -> list[OnnxCheck]:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return checks
-
-
-def sweep_staging(folder: Path) -> None:
-    """Removes staging folders of exports that were killed: those whose process is gone, and
-    those named before names carried a process id (`.onnx.staging-` and 8 letters or digits)."""
-    for path in folder.glob(f"{STAGING_PREFIX}*"):
-        owner = path.name.removeprefix(STAGING_PREFIX).partition("-")
-        if path.is_dir() and not (owner[1] and owner[0].isdigit() and _alive(int(owner[0]))):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _export_and_verify(
