@@ -42,7 +42,15 @@ import huggingface_hub
 from conversion import checkpoints as cc
 from conversion import staging
 from conversion.model_card import model_card, with_onnx_section
-from conversion.onnx_export import ONNX_DIR, OnnxExportError, export_onnx
+from conversion.onnx_export import (
+    ONNX_DIR,
+    TEXT_FILE,
+    TEXT_INT8_FILE,
+    VISION_FILE,
+    VISION_INT8_FILE,
+    OnnxExportError,
+    export_onnx,
+)
 from conversion.onnx_record import check_record
 from conversion.publishing import check_plan, plan_upload, publish, size_text
 from conversion.sources import Original, read_original
@@ -128,9 +136,11 @@ def push(
     check_plan(plan, folder, include)
     check_weight_files(folder)
     load_folder(folder)
-    exported = sorted(path.name for path in (folder / ONNX_DIR).glob("*.onnx"))
-    if exported:  # users' ONNX backend would refuse files of other weights: so does push
-        check_record(folder, exported, f"python hub_upload.py export-onnx {folder}")
+    tower_files = (TEXT_FILE, VISION_FILE, TEXT_INT8_FILE, VISION_INT8_FILE)
+    exported = [name for name in tower_files if (folder / ONNX_DIR / name).is_file()]
+    if exported:  # the ONNX backend would refuse files of other weights: so does push
+        again = f"export them again with `python hub_upload.py export-onnx {folder}`"
+        check_record(folder, exported, again)
     visibility = "public" if public else "private"
     where = f"{repo_id} (branch {revision or 'main'}, {visibility} if new)"
     if plan.hidden:

@@ -63,15 +63,13 @@ def remove_record(folder: Path) -> None:
     (folder / ONNX_DIR / RECORD_FILE).unlink(missing_ok=True)
 
 
-def check_record(
-    folder: Path, files: Sequence[str], export_command: str, digest: str | None = None
-) -> None:
+def check_record(folder: Path, files: Sequence[str], again: str, digest: str | None = None) -> None:
     """Refuses `files` of `folder/onnx/` unless its record says they were exported from the
-    folder's weights (`digest`: their SHA-256 where the caller knows it without the file)."""
+    folder's weights (`digest`: their SHA-256 where the caller knows it without the file).
+    `again` ends each message: what to do about it."""
     onnx_dir = folder / ONNX_DIR
     if digest is None:
         digest = weights_sha256(folder)
-    again = f"export them again with `{export_command}`"
     record = _read(onnx_dir / RECORD_FILE, again)
     if record is None:
         if digest is None:

@@ -69,7 +69,14 @@ class OnnxTurkishCLIP(TurkishCLIPEncoding):
                     f"{self.name_or_path}{' --int8' if int8 else ''}`, or use the torch backend"
                 )
         command = f"python hub_upload.py export-onnx {self.name_or_path}{' --int8' if int8 else ''}"
-        check_record(self.folder, names, command, weights_sha256)
+        if Path(self.name_or_path).expanduser().is_dir():
+            again = f"export them again with `{command}`"
+        else:  # a Hub repository: only its owner can export again
+            again = (
+                "the repository's ONNX files must be exported again (`python hub_upload.py "
+                "export-onnx FOLDER` and `push`); meanwhile use the torch backend"
+            )
+        check_record(self.folder, names, again, weights_sha256)
         self._sessions: dict[Path, object] = {}
 
     @classmethod

@@ -248,8 +248,12 @@ def test_a_hub_download_is_checked_against_the_hubs_weights_digest(
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: str(downloaded))
     monkeypatch.setattr(huggingface_hub.HfApi, "get_paths_info", paths_info)
     if hub_sha256 == "other":
-        with pytest.raises(StaleOnnxExport, match="exported from other weights"):
+        with pytest.raises(StaleOnnxExport, match="exported from other weights") as info:
             OnnxTurkishCLIP.from_pretrained("someone/turkish-clip", revision="abc123")
+        assert str(info.value).endswith(
+            "must be exported again (`python hub_upload.py export-"
+            "onnx FOLDER` and `push`); meanwhile use the torch backend"
+        )
     else:
         model = OnnxTurkishCLIP.from_pretrained("someone/turkish-clip", revision="abc123")
         assert model.encode_text(["kedi"]).shape == (1, 16)
