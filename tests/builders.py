@@ -58,6 +58,19 @@ def tiny_processor() -> TurkishCLIPProcessor:
     return TurkishCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
+def tiny_student(seed: int = 0, **overrides) -> TurkishCLIPModel:
+    """`tiny_model(seed)` with every text-side tensor changed and the image side untouched, as
+    distillation with a frozen image tower leaves a student."""
+    from search.fingerprint import is_image_side
+
+    model = tiny_model(seed, **overrides)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if not is_image_side(name) and tensor.is_floating_point():
+                tensor.add_(0.01)
+    return model
+
+
 def save_tiny_model_folder(directory: Path, seed: int = 0, **overrides) -> Path:
     """A complete model folder, as the converter writes it, holding a tiny random model."""
     return save_model_folder(tiny_model(seed, **overrides), tiny_processor(), directory)
