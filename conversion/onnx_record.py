@@ -2,8 +2,9 @@
 
     {"weights_sha256": "<SHA-256 of model.safetensors>", "files": ["text_model.onnx", ...]}
 
-The digest is the one `search/fingerprint.py` takes of `model.safetensors`. The ONNX backend
-compares it with the folder's weights before it runs a file, so an `onnx/` folder exported from
+The digest is of the whole file (the one older index records took of it, see
+`search/fingerprint.py`): the ONNX files hold both towers. The ONNX backend compares it with the
+folder's weights before it runs a file, so an `onnx/` folder exported from
 other weights (copied from another folder, or left from before the weights were retrained) is
 refused by name instead of producing other embeddings than the torch model.
 
