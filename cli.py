@@ -5,6 +5,7 @@ by Turkish text or by image, and zero-shot evaluation on image folders and capti
     python cli.py index photos/ --index photos.index
     python cli.py search "sahilde koşan bir köpek" --index photos.index
     python cli.py evaluate --images dataset/
+    python cli.py evaluate --benchmark xm3600 --data xm3600/ --language tr
 
 torch and transformers are imported only inside the commands, so `--help` answers at once.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.benchmarks import BENCHMARKS, benchmark_result, read_benchmark, retrieval_metrics
 from evaluation.inputs import read_captions, read_class_labels
 from evaluation.metrics import RECALL_KS
 from evaluation.zero_shot import caption_report, class_images, classification_report
@@ -304,9 +306,58 @@ def run_ann(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.benchmark is None and (args.data is not None or args.language is not None):
+        raise CLIError("--data and --language go with --benchmark")
+    if args.benchmark is not None:
+        return _evaluate_benchmark(args)
     if args.images is not None:
         return _evaluate_folder(args)
     return _evaluate_captions(args)
+
+
+def _evaluate_benchmark(args: argparse.Namespace) -> int:
+    """Recall@k both ways on XM3600 or XTD10, in CLIP_benchmark's result layout."""
+    from evaluation.model_cards import contamination_warning
+
+    if args.data is None:
+        raise CLIError(f"--benchmark {args.benchmark} needs --data DIR, the benchmark's folder")
+    if args.template:
+        raise CLIError("--template applies to --images (class labels), not to --benchmark")
+    root = existing_dir(args.data, "benchmark folder")
+    language = args.language or "tr"
+    found = read_benchmark(args.benchmark, root, language)
+    if found.missing:
+        total = len(found.missing) + len(found.images)
+        _warn(
+            f"warning: {len(found.missing)} of {total} images are missing from {root / 'images'} "
+            f"and are skipped with their captions (first: {found.missing[0]})"
+        )
+    if not found.images:
+        raise CLIError(f"none of the images of {root} are there")
+    source = model_source(args.model or DEFAULT_MODEL)
+    warning = contamination_warning(args.benchmark, source, args.revision)
+    if warning:
+        _warn(warning)
+    model = _load(args, source, args.revision)
+    embedded = embed_image_files(model, found.images, args.batch_size, args.quiet)
+    unreadable = len(found.images) - len(embedded.kept)
+    if unreadable:
+        _warn(f"warning: {unreadable} images could not be read and are skipped")
+    if not embedded.kept:
+        raise CLIError(f"none of the images of {root} could be read")
+    captions = [found.captions[index] for index in embedded.kept]
+    text_embeds = embed_texts(model, captions, args.batch_size, args.quiet)
+    metrics = retrieval_metrics(text_embeds, embedded.embeddings)
+    result = benchmark_result(args.benchmark, args.model or DEFAULT_MODEL, language, metrics)
+    if args.json:
+        print(json_line(result))
+        return 0
+    print(f"{args.benchmark} ({language}): {len(captions)} images, one caption each")
+    print(f"{'':14s}" + "".join(f"{f'R@{k}':>8s}" for k in RECALL_KS))
+    for name, key in (("text -> image", "image_retrieval"), ("image -> text", "text_retrieval")):
+        cells = "".join(f"{metrics[f'{key}_recall@{k}']:8.1%}" for k in RECALL_KS)
+        print(f"{name:14s}{cells}")
+    return 0
 
 
 def _evaluate_folder(args: argparse.Namespace) -> int:
@@ -639,6 +690,13 @@ def build_parser() -> argparse.ArgumentParser:
     data = evaluate.add_mutually_exclusive_group(required=True)
     data.add_argument("--images", metavar="ROOT", help="one subfolder of images per class")
     data.add_argument("--captions", metavar="FILE", help="TSV lines: image path<TAB>caption")
+    data.add_argument(
+        "--benchmark",
+        choices=BENCHMARKS,
+        help="a standard retrieval benchmark in its publisher's layout (needs --data)",
+    )
+    evaluate.add_argument("--data", metavar="DIR", help="the --benchmark's folder")
+    evaluate.add_argument("--language", metavar="L", help="--benchmark caption language (tr)")
     evaluate.add_argument("--json", action="store_true", help="one JSON object")
     evaluate.set_defaults(run=run_evaluate)
     return parser

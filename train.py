@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             eval=_source(args, args.eval, args.eval_split),
             output=Path(args.output),
             text_encoder=args.text_encoder,
+            dataset_names=tuple(args.dataset_name),
             frozen_epochs=args.frozen_epochs,
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -103,7 +104,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         text = action.help or ""
         if action.required:
             return f"{text} (required)".strip()
-        if action.default is None or isinstance(action.default, bool):
+        if action.default in (None, []) or isinstance(action.default, bool):
             return text
         return super()._get_help_string(action)
 
@@ -137,6 +138,14 @@ def parser() -> argparse.ArgumentParser:
             required=True,
             help="TSV (english<TAB>turkish), JSONL, datasets folder or Hub dataset id",
         )
+    data.add_argument(
+        "--dataset-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="what local pairs were made from (coco for translated COCO captions), listed in "
+        "the model card's datasets; may be repeated (default: none)",
+    )
     data.add_argument("--english-column", default="en", help="JSONL/datasets field")
     data.add_argument("--turkish-column", default="tr", help="JSONL/datasets field")
     data.add_argument("--train-split", default="train", help="split of a dataset")
