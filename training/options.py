@@ -39,7 +39,7 @@ class TrainingOptions:
     every float finite and not negative (a NaN or infinite learning rate trains a NaN model).
     """
 
-    student: str
+    student: str | None  # None: a new student is built from the teacher and text_encoder
     teacher: str
     train: PairSource
     eval: PairSource
