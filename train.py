@@ -127,8 +127,8 @@ def parser() -> argparse.ArgumentParser:
     models = parser.add_argument_group("models")
     models.add_argument(
         "--student",
-        help="Turkish CLIP folder or Hub id to train; without it, a new student is built from "
-        "--teacher's image tower and --text-encoder",
+        help="Turkish CLIP folder or Hub id to train (default: none, and a new student is built "
+        "from --teacher's image tower and --text-encoder)",
     )
     models.add_argument(
         "--text-encoder",
