@@ -28,10 +28,13 @@ Exit status: 0 on success, 1 on a failure (with a one-line message), 2 on a usag
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
+import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import huggingface_hub
@@ -39,7 +42,16 @@ import huggingface_hub
 from conversion import checkpoints as cc
 from conversion import staging
 from conversion.model_card import model_card, with_onnx_section
-from conversion.onnx_export import ONNX_DIR, OnnxExportError, export_onnx
+from conversion.onnx_export import (
+    ONNX_DIR,
+    TEXT_FILE,
+    TEXT_INT8_FILE,
+    VISION_FILE,
+    VISION_INT8_FILE,
+    OnnxExportError,
+    export_onnx,
+)
+from conversion.onnx_record import check_record
 from conversion.publishing import check_plan, plan_upload, publish, size_text
 from conversion.sources import Original, read_original
 from conversion.verification import (
@@ -84,7 +96,8 @@ def export_onnx_files(folder: Path, int8: bool) -> None:
 
 def _write_verified(original: Original, output: Path, onnx: bool, int8: bool) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{output.name}.staging-", dir=output.parent))
+    staging.sweep_staging_folders(output.parent, f".{output.name}.staging-")
+    folder = staging.make_staging_folder(output.parent, f".{output.name}.staging-")
     try:
         save_model_folder(original.model, original.processor, folder)
         staging.match_umask(folder)
@@ -124,6 +137,11 @@ def push(
     check_plan(plan, folder, include)
     check_weight_files(folder)
     load_folder(folder)
+    tower_files = (TEXT_FILE, VISION_FILE, TEXT_INT8_FILE, VISION_INT8_FILE)
+    exported = [name for name in tower_files if (folder / ONNX_DIR / name).is_file()]
+    if exported:  # the ONNX backend would refuse files of other weights: so does push
+        again = f"export them again with `python hub_upload.py export-onnx {folder}`"
+        check_record(folder, exported, again)
     visibility = "public" if public else "private"
     where = f"{repo_id} (branch {revision or 'main'}, {visibility} if new)"
     if plan.hidden:
@@ -231,27 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     bars_were_on = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()
     try:
-        if args.command == "convert":
-            convert(
-                args.output,
-                args.text_model,
-                args.head,
-                args.clip,
-                args.force,
-                args.onnx,
-                args.int8,
-            )
-        elif args.command == "export-onnx":
-            export_onnx_files(args.folder, args.int8)
-        else:
-            push(
-                args.folder,
-                args.repo_id,
-                args.public,
-                args.revision,
-                args.dry_run,
-                args.include,
-            )
+        with _cleanup_on_sigterm():
+            _run(args)
     except (ValueError, OSError, RuntimeError, VerificationError, OnnxExportError) as error:
         # One line: readers' multi-problem listings are joined rather than cut.
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -261,6 +260,49 @@ def main(argv: list[str] | None = None) -> int:
         if bars_were_on:
             transformers_logging.enable_progress_bar()
     return 0
+
+
+@contextlib.contextmanager
+def _cleanup_on_sigterm() -> Iterator[None]:
+    """`kill` (SIGTERM) ends the command through its `finally` blocks, which remove staging
+    folders, instead of on the spot; SIGKILL cannot be caught, and the next export sweeps what
+    it leaves (see conversion/onnx_export.py)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> None:
+    if args.command == "convert":
+        convert(
+            args.output,
+            args.text_model,
+            args.head,
+            args.clip,
+            args.force,
+            args.onnx,
+            args.int8,
+        )
+    elif args.command == "export-onnx":
+        export_onnx_files(args.folder, args.int8)
+    else:
+        push(
+            args.folder,
+            args.repo_id,
+            args.public,
+            args.revision,
+            args.dry_run,
+            args.include,
+        )
 
 
 if __name__ == "__main__":

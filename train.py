@@ -18,7 +18,9 @@ The same command runs on a CPU, on one GPU, and under `accelerate launch` or
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from training.data import DataError, PairSource
@@ -62,32 +64,77 @@ def main(argv: list[str] | None = None) -> int:
             stop_after_steps=args.stop_after_steps,
             cpu=args.cpu,
         )
-        train(options)
+        with _library_bars_off(not sys.stderr.isatty()):  # bars are for a person watching
+            train(options)
     except (DataError, ValueError, FileExistsError, FileNotFoundError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
 
 
+@contextlib.contextmanager
+def _library_bars_off(off: bool) -> Iterator[None]:
+    """transformers' per-tensor loading and writing bars, and huggingface_hub's download bars,
+    off for the run (where `off`) and back as they were after it; train.py's own bars check the
+    terminal themselves."""
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+    from transformers.utils import logging
+
+    if not off:
+        yield
+        return
+    transformers_on, hub_on = logging.is_progress_bar_enabled(), not are_progress_bars_disabled()
+    logging.disable_progress_bar()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if transformers_on:
+            logging.enable_progress_bar()
+        if hub_on:
+            enable_progress_bars()
+
+
 def _source(args: argparse.Namespace, location: str, split: str) -> PairSource:
     return PairSource(location, args.english_column, args.turkish_column, split)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default; required options say so, and options whose
+    absence means something (None) or flags say it in their own words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.required:
+            return f"{text} (required)".strip()
+        if action.default in (None, []) or isinstance(action.default, bool):
+            return text
+        return super()._get_help_string(action)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return parser().parse_args(argv)
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__.splitlines()[0], formatter_class=HelpFormatter
     )
     models = parser.add_argument_group("models")
     models.add_argument(
         "--student",
-        help="Turkish CLIP folder or Hub id to train; without it, a new student is built from "
-        "--teacher's image tower and --text-encoder",
+        help="Turkish CLIP folder or Hub id to train (default: none, and a new student is built "
+        "from --teacher's image tower and --text-encoder)",
     )
     models.add_argument(
         "--text-encoder",
         metavar="NAME_OR_PATH",
         help="replace the student's text tower by this transformers encoder checkpoint "
-        "(DistilBERT, BERT, XLM-R, ...) with a fresh Linear head",
+        "(DistilBERT, BERT, XLM-R, ...) with a fresh Linear head (default: the student's own)",
     )
     models.add_argument(
         "--teacher",
@@ -108,28 +155,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="NAME",
         help="what local pairs were made from (coco for translated COCO captions), listed in "
-        "the model card's datasets; may be repeated",
+        "the model card's datasets; may be repeated (default: none)",
     )
-    data.add_argument("--english-column", default="en", help="JSONL/datasets field (en)")
-    data.add_argument("--turkish-column", default="tr", help="JSONL/datasets field (tr)")
-    data.add_argument("--train-split", default="train", help="split of a dataset (train)")
-    data.add_argument("--eval-split", default="validation", help="split of a dataset (validation)")
-    data.add_argument(
-        "--cache-dir", default=str(DEFAULT_CACHE), help=f"teacher targets (default {DEFAULT_CACHE})"
-    )
+    data.add_argument("--english-column", default="en", help="JSONL/datasets field")
+    data.add_argument("--turkish-column", default="tr", help="JSONL/datasets field")
+    data.add_argument("--train-split", default="train", help="split of a dataset")
+    data.add_argument("--eval-split", default="validation", help="split of a dataset")
+    data.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="teacher targets")
     schedule = parser.add_argument_group("schedule")
     schedule.add_argument("--frozen-epochs", type=int, default=1, help="stage 1: only the head")
     schedule.add_argument("--epochs", type=int, default=1, help="stage 2: the whole text tower")
-    schedule.add_argument("--batch-size", type=int, default=32, help="per process (32)")
-    schedule.add_argument("--learning-rate", type=float, default=1e-4, help="head (1e-4)")
+    schedule.add_argument("--batch-size", type=int, default=32, help="per process")
+    schedule.add_argument("--learning-rate", type=float, default=1e-4, help="head")
     schedule.add_argument(
-        "--encoder-learning-rate", type=float, help="encoder in stage 2 (--learning-rate)"
+        "--encoder-learning-rate",
+        type=float,
+        help="encoder in stage 2 (default: --learning-rate)",
     )
-    schedule.add_argument("--weight-decay", type=float, default=0.0, help="AdamW (0)")
-    schedule.add_argument("--objective", choices=OBJECTIVES, default="mse")
-    schedule.add_argument("--seed", type=int, default=0)
-    schedule.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    schedule.add_argument("--gradient-checkpointing", action="store_true")
+    schedule.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's")
+    schedule.add_argument(
+        "--objective", choices=OBJECTIVES, default="mse", help="distance to the teacher"
+    )
+    schedule.add_argument("--seed", type=int, default=0, help="data order, dropout, heads")
+    schedule.add_argument(
+        "--gradient-accumulation-steps", type=int, default=1, help="batches per optimizer step"
+    )
+    schedule.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute activations in the backward pass: less memory, more time (default: off)",
+    )
     schedule.add_argument(
         "--mixed-precision",
         choices=("auto", "no", "bf16", "fp16"),
@@ -138,20 +193,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     runs = parser.add_argument_group("output and checkpoints")
     runs.add_argument("--output", required=True, help="model folder to write (must not exist)")
-    runs.add_argument("--checkpoint-steps", type=int, default=500, help="checkpoint every N steps")
-    runs.add_argument("--keep-checkpoints", type=int, default=2, help="how many to keep (2)")
-    runs.add_argument("--checkpoint-dir", help="default: OUTPUT.checkpoints beside --output")
-    runs.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    runs.add_argument(
+        "--checkpoint-steps", type=int, default=500, metavar="N", help="checkpoint every N steps"
+    )
+    runs.add_argument("--keep-checkpoints", type=int, default=2, help="how many to keep")
+    runs.add_argument(
+        "--checkpoint-dir",
+        help="where checkpoints go (default: OUTPUT.checkpoints beside --output)",
+    )
+    runs.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest complete checkpoint (default: start afresh)",
+    )
     runs.add_argument(
         "--stop-after-steps",
         type=int,
         metavar="N",
-        help="stop after N optimizer steps, checkpointed, as an interruption would",
+        help="stop after N optimizer steps (1 or more), checkpointed, as an interruption would "
+        "(default: run to the end)",
     )
-    runs.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU exists")
-    runs.add_argument("--teacher-batch-size", type=int, default=256)
-    runs.add_argument("--eval-batch-size", type=int, default=128)
-    return parser.parse_args(argv)
+    runs.add_argument(
+        "--cpu",
+        action="store_true",
+        help="train on the CPU even if a GPU exists (default: a GPU where there is one)",
+    )
+    runs.add_argument(
+        "--teacher-batch-size", type=int, default=256, help="captions per teacher forward pass"
+    )
+    runs.add_argument(
+        "--eval-batch-size", type=int, default=128, help="captions per evaluation forward pass"
+    )
+    return parser
 
 
 if __name__ == "__main__":

@@ -8,14 +8,16 @@
 Embeddings are projected and not normalised, as `get_text_features`/`get_image_features` give
 them. Every file is written to a hidden staging folder inside the model folder, checked with
 onnxruntime against the torch model, and only then moved into `onnx/`, so a failed export leaves
-no `.onnx` file behind and an earlier export in place.
+no `.onnx` file behind and an earlier export in place. `onnx/export.json` records the weights
+the files came from (see conversion/onnx_record.py). The staging folder's name carries the
+exporting process's id, so a later export removes the folder of one that was killed
+(conversion/staging.py).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +27,15 @@ import torch
 from PIL import Image
 from torch import nn
 
+from conversion.onnx_record import ONNX_DIR, remove_record, weights_sha256, write_record
+from conversion.staging import make_staging_folder, sweep_staging_folders
 from turkish_clip import TurkishCLIPModel, TurkishCLIPProcessor
 
-ONNX_DIR = "onnx"
 TEXT_FILE = "text_model.onnx"
 VISION_FILE = "vision_model.onnx"
 TEXT_INT8_FILE = "text_model_quantized.onnx"
 VISION_INT8_FILE = "vision_model_quantized.onnx"
+STAGING_PREFIX = ".onnx.staging-"
 # log of the temperature, and SigLIP's bias, written into each file so that a backend reading only
 # onnx/ can turn cosines into scores (a file without a bias is a CLIP model's: softmax scores).
 LOGIT_SCALE_KEY = "logit_scale"
@@ -111,9 +115,11 @@ def export_onnx(folder: Path, int8: bool = False) -> list[OnnxCheck]:
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{folder} is not a model folder (no config.json)")
+    sweep_staging_folders(folder, STAGING_PREFIX)
+    digest = weights_sha256(folder)  # of the file the model is about to be loaded from
     model = TurkishCLIPModel.from_pretrained(folder).float().eval()
     processor = TurkishCLIPProcessor.from_pretrained(folder)
-    staging = Path(tempfile.mkdtemp(prefix=".onnx.staging-", dir=folder))
+    staging = make_staging_folder(folder, STAGING_PREFIX)
     try:
         checks = _export_and_verify(model, processor, staging, int8)
         for check in checks:
@@ -121,10 +127,12 @@ def export_onnx(folder: Path, int8: bool = False) -> list[OnnxCheck]:
         failed = [check.describe() for check in checks if not check.ok]
         if failed:
             raise OnnxExportError(f"ONNX verification failed: {'; '.join(failed)}")
+        remove_record(folder)
         _move_files(staging, folder / ONNX_DIR, [check.file for check in checks])
         if not int8:  # int8 files of an earlier export belong to other weights
             for name in (TEXT_INT8_FILE, VISION_INT8_FILE):
                 (folder / ONNX_DIR / name).unlink(missing_ok=True)
+        write_record(folder, digest, [check.file for check in checks])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return checks

@@ -40,6 +40,7 @@ ALLOWED_PATTERNS = (
     *MODEL_FILES,
     "onnx/*.onnx",
     "onnx/*.onnx_data",
+    "onnx/export.json",  # which weights the ONNX files come from (conversion/onnx_record.py)
 )
 # How many names an error lists before it only counts the rest.
 LISTED_NAMES = 20

@@ -1,9 +1,14 @@
-"""Writing a model folder beside its destination and moving it into place only once it is whole."""
+"""Writing a model folder beside its destination and moving it into place only once it is whole.
+
+Staging folders are named `PREFIX<process id>-<random>`, so that a later run can tell the
+leftover of a killed one (its process is gone) from the folder of one still running.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 
@@ -21,6 +26,35 @@ def check_output(output: Path, force: bool) -> None:
             f"refusing to replace {output}: it does not look like a model folder (no config.json, "
             "or a .git inside); remove it yourself if it should go"
         )
+
+
+def make_staging_folder(parent: Path, prefix: str) -> Path:
+    """A new hidden folder in `parent`, named after this process (see `sweep_staging_folders`)."""
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+
+
+def sweep_staging_folders(parent: Path, prefix: str) -> list[Path]:
+    """Removes the staging folders of runs that were killed (SIGKILL cannot be caught, so no
+    clean-up of their own ran): those whose process is gone, and those named before names
+    carried a process id (`PREFIX` and `tempfile`'s random letters, digits and `_`, no `-`).
+    Returns what was removed."""
+    removed = []
+    for path in parent.glob(f"{prefix}*"):
+        pid, dash, _ = path.name.removeprefix(prefix).partition("-")
+        if path.is_dir() and not (dash and pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def match_umask(folder: Path) -> None:

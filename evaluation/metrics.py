@@ -44,15 +44,22 @@ def retrieval_recall(
 
     Caption i's positive is image `caption_images[i]`; an image's positives are all its captions,
     and it counts as found when the best of them is in the top k. A positive's rank is the number
-    of candidates scoring strictly higher, so ties count in its favour.
+    of candidates scoring strictly higher, so ties count in its favour. A positive that is not a
+    finite number (NaN embeddings) is never found: NaN compares false with everything, and would
+    otherwise rank first.
     """
     positive = similarity[np.arange(len(caption_images)), caption_images]
     text_rank = (similarity > positive[:, None]).sum(axis=1)
+    text_rank[~np.isfinite(positive)] = similarity.shape[1]
     best_caption = np.full(similarity.shape[1], -np.inf)
-    np.maximum.at(best_caption, caption_images, positive)
-    has_caption = np.isfinite(best_caption)
+    with np.errstate(invalid="ignore"):  # a NaN positive stays NaN: a miss, below
+        np.maximum.at(best_caption, caption_images, positive)
+    has_caption = np.zeros(similarity.shape[1], dtype=bool)
+    has_caption[caption_images] = True
     per_image = similarity.transpose()
-    image_rank = (per_image > best_caption[:, None]).sum(axis=1)[has_caption]
+    image_rank = (per_image > best_caption[:, None]).sum(axis=1)
+    image_rank[~np.isfinite(best_caption)] = similarity.shape[0]
+    image_rank = image_rank[has_caption]
     return {
         "text_to_image": {f"R@{k}": float((text_rank < k).mean()) for k in ks},
         "image_to_text": {f"R@{k}": float((image_rank < k).mean()) for k in ks},

@@ -4,7 +4,8 @@ Texts go through the same processor, tokenising and length-sorted batching as
 `TurkishCLIPModel.encode_text`, images through the same image processor, and label embeddings
 through the same prompt ensembling, so the results match the torch model's (within 1e-4 for
 float32, which `hub_upload.py export-onnx` checks before it keeps a file). onnxruntime is imported
-only here, and only when a model is loaded.
+only here, and only when a model is loaded. Files that `onnx/export.json` does not tie to the
+folder's `model.safetensors` are refused (see conversion/onnx_record.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from conversion.onnx_export import (
     VISION_FILE,
     VISION_INT8_FILE,
 )
+from conversion.onnx_record import WEIGHTS_FILE, check_record
 from turkish_clip import TurkishCLIPConfig, TurkishCLIPProcessor
 from turkish_clip.configuration_turkish_clip import check_templates
 from turkish_clip.modeling_turkish_clip import TurkishCLIPEncoding, zero_shot_scores
@@ -49,7 +51,10 @@ class OnnxTurkishCLIP(TurkishCLIPEncoding):
         processor: TurkishCLIPProcessor,
         int8: bool = False,
         name_or_path: str | None = None,
+        weights_sha256: str | None = None,
     ):
+        """`weights_sha256`: of the weights the files must come from, where `folder` lacks
+        them (a Hub download of the ONNX files only); by default the folder's own file's."""
         self.folder = Path(folder)
         self.config = config
         self.processor = processor
@@ -64,6 +69,15 @@ class OnnxTurkishCLIP(TurkishCLIPEncoding):
                     f"{path} not found: export it with `python hub_upload.py export-onnx "
                     f"{self.name_or_path}{' --int8' if int8 else ''}`, or use the torch backend"
                 )
+        command = f"python hub_upload.py export-onnx {self.name_or_path}{' --int8' if int8 else ''}"
+        if Path(self.name_or_path).expanduser().is_dir():
+            again = f"export them again with `{command}`"
+        else:  # a Hub repository: only its owner can export again
+            again = (
+                "the repository's ONNX files must be exported again (`python hub_upload.py "
+                "export-onnx FOLDER` and `push`); meanwhile use the torch backend"
+            )
+        check_record(self.folder, names, again, weights_sha256)
         self._sessions: dict[Path, object] = {}
 
     @classmethod
@@ -73,11 +87,14 @@ class OnnxTurkishCLIP(TurkishCLIPEncoding):
         """From a model folder, or a Hub id (only the ONNX, config and processor files are
         fetched, with `huggingface_hub.snapshot_download`)."""
         folder = Path(name_or_path).expanduser()
+        digest = None
         if not folder.is_dir():
             folder = _download(str(name_or_path), revision, int8)
+            if not (folder / WEIGHTS_FILE).is_file():
+                digest = _hub_weights_sha256(str(name_or_path), revision)
         config = TurkishCLIPConfig.from_pretrained(folder)
         processor = TurkishCLIPProcessor.from_pretrained(folder)
-        return cls(folder, config, processor, int8=int8, name_or_path=str(name_or_path))
+        return cls(folder, config, processor, int8, str(name_or_path), weights_sha256=digest)
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -157,6 +174,20 @@ def _download(repo_id: str, revision: str | None, int8: bool) -> Path:
     names = (TEXT_INT8_FILE, VISION_INT8_FILE) if int8 else (TEXT_FILE, VISION_FILE)
     patterns = [*HUB_PATTERNS, *(f"{ONNX_DIR}/{name}" for name in names)]
     return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+
+
+def _hub_weights_sha256(repo_id: str, revision: str | None) -> str | None:
+    """The SHA-256 of the repository's `model.safetensors` as the Hub stores it (a large file's
+    LFS pointer holds it), without downloading it; None where the Hub does not say (offline, or
+    a repository without that file)."""
+    from huggingface_hub import HfApi
+
+    try:
+        [info] = HfApi().get_paths_info(repo_id, [WEIGHTS_FILE], revision=revision)
+    except Exception:  # offline, no such file, a network error: nothing to compare with
+        return None
+    lfs = getattr(info, "lfs", None)
+    return getattr(lfs, "sha256", None)
 
 
 class OnnxZeroShotClassifier:

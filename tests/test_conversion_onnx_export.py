@@ -1,7 +1,14 @@
 """ONNX export: the files' interface, parity with the torch model at any batch and sequence shape,
 the int8 files, atomic writes, and the model card, on the tiny model and the converted fixtures."""
 
+import hashlib
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +75,7 @@ def test_files_have_the_documented_inputs_and_outputs(tiny_onnx_dir, loaded):
     model, _ = loaded
     onnx_dir = tiny_onnx_dir / "onnx"
     assert sorted(path.name for path in onnx_dir.iterdir()) == [
+        "export.json",
         "text_model.onnx",
         "text_model_quantized.onnx",
         "vision_model.onnx",
@@ -156,6 +164,7 @@ def test_export_prints_its_figures_and_returns_them(tmp_path, capsys):
         assert check.ok and 0 <= check.value <= FP32_TOLERANCE
         assert f"{check.file}: max abs difference" in out
     assert sorted(p.name for p in (folder / "onnx").iterdir()) == [
+        "export.json",
         "text_model.onnx",
         "vision_model.onnx",
     ]
@@ -199,6 +208,7 @@ def test_export_without_int8_removes_stale_int8_files(tmp_path, tiny_onnx_dir):
     shutil.copytree(tiny_onnx_dir, folder)
     export_onnx(folder)
     assert sorted(p.name for p in (folder / "onnx").iterdir()) == [
+        "export.json",
         "text_model.onnx",
         "vision_model.onnx",
     ]
@@ -260,3 +270,84 @@ def test_converted_card_lists_the_onnx_files_and_figures(converted_with_onnx):
         assert f"`onnx/{name}.onnx`" in section
     assert section.count("| max abs difference of normalised embeddings |") == 2
     assert section.count("| min cosine to float32 |") == 2
+
+
+# --------------------------------------------------------------------------------------------
+# the export record, and leftovers of killed exports
+# --------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_export_records_the_sha256_of_the_weights_it_came_from(tiny_onnx_dir):
+    record = json.loads((tiny_onnx_dir / "onnx" / "export.json").read_text())
+    weights = hashlib.sha256((tiny_onnx_dir / "model.safetensors").read_bytes()).hexdigest()
+    assert record == {
+        "weights_sha256": weights,
+        "files": sorted(p.name for p in (tiny_onnx_dir / "onnx").glob("*.onnx")),
+    }
+
+
+def test_push_refuses_an_export_of_other_weights(tmp_path, tiny_onnx_dir, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_onnx_dir, folder)
+    other = save_tiny_model_folder(tmp_path / "other", seed=1)
+    shutil.copyfile(other / "model.safetensors", folder / "model.safetensors")
+    argv = ["push", str(folder), "--repo-id", "me/tr-clip", "--dry-run"]
+    assert hub_upload.main(argv) == 1
+    error = capsys.readouterr().err
+    assert f"{folder / 'onnx'} was exported from other weights than" in error
+    assert f"hub_upload.py export-onnx {folder}" in error
+
+
+def wait_for(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def start_export(folder: Path) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    command = [sys.executable, str(ROOT / "hub_upload.py"), "export-onnx", str(folder), "--int8"]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def staging_folders(folder: Path) -> list[Path]:
+    return list(folder.glob(".onnx.staging-*"))
+
+
+def test_the_next_export_sweeps_the_staging_folder_of_a_killed_one(tmp_path):
+    folder = save_tiny_model_folder(tmp_path / "model")
+    export = start_export(folder)
+    try:  # killed once its first file is written into the staging folder
+        wait_for(lambda: any(s.glob("*.onnx") for s in staging_folders(folder)))
+    finally:
+        export.send_signal(signal.SIGKILL)
+        export.wait(timeout=60)
+    [leftover] = staging_folders(folder)
+    assert leftover.name.startswith(f".onnx.staging-{export.pid}-")
+    old_style = folder / ".onnx.staging-k3_a9z0q"  # as names were made before they held a pid
+    old_style.mkdir()
+    running = folder / f".onnx.staging-{os.getpid()}-x1y2z3"  # a live process's: kept
+    running.mkdir()
+    export_onnx(folder)
+    assert staging_folders(folder) == [running]
+    assert json.loads((folder / "onnx" / "export.json").read_text())["files"] == [
+        "text_model.onnx",
+        "vision_model.onnx",
+    ]
+
+
+def test_a_terminated_export_removes_its_staging_folder(tmp_path):
+    folder = save_tiny_model_folder(tmp_path / "model")
+    export = start_export(folder)
+    try:
+        wait_for(lambda: any(s.glob("*.onnx") for s in staging_folders(folder)))
+    finally:
+        export.send_signal(signal.SIGTERM)
+        _, stderr = export.communicate(timeout=60)
+    assert export.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert staging_folders(folder) == [] and not (folder / "onnx").exists()

@@ -52,6 +52,20 @@ def test_retrieval_recall_matches_hand_computation() -> None:
     assert recall["image_to_text"] == {"R@1": 2 / 3, "R@2": 3 / 3}
 
 
+def test_retrieval_recall_counts_nan_similarities_as_misses() -> None:
+    # NaN embeddings give NaN similarities, which compare false with everything: ranked naively,
+    # every positive would come first and recall would read 100%.
+    similarity = np.full((3, 3), np.nan)
+    recall = metrics.retrieval_recall(similarity, np.arange(3), ks=(1, 3))
+    assert recall["text_to_image"] == {"R@1": 0.0, "R@3": 0.0}
+    assert recall["image_to_text"] == {"R@1": 0.0, "R@3": 0.0}
+    similarity = np.eye(3)
+    similarity[1] = np.nan  # one broken caption: only it is missed
+    recall = metrics.retrieval_recall(similarity, np.arange(3), ks=(1,))
+    assert recall["text_to_image"] == {"R@1": 2 / 3}
+    assert recall["image_to_text"] == {"R@1": 2 / 3}
+
+
 def test_class_labels_from_folder_names_txt_and_json(tmp_path: Path) -> None:
     assert inputs.read_class_labels(tmp_path, ["kedi", "köpek"]) == {
         "kedi": "kedi",

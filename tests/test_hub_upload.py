@@ -9,7 +9,10 @@ import contextlib
 import io
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import urllib.request
 import warnings
 from pathlib import Path
@@ -262,6 +265,19 @@ def test_interrupted_convert_leaves_nothing(monkeypatch, tmp_path, fixtures_dir,
     with pytest.raises(KeyboardInterrupt):
         _run(_convert_args(fixtures_dir, tiny_clip_archive.path, tmp_path / "out"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_sweeps_staging_folders_of_killed_runs(tmp_path, fixtures_dir, tiny_clip_archive):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that has ended: its staging folder is a leftover
+    leftovers = [tmp_path / f".out.staging-{gone.pid}-a1b2", tmp_path / ".out.staging-k3_a9z0q"]
+    running = tmp_path / f".out.staging-{os.getpid()}-c3d4"  # a live process's: kept
+    for folder in (*leftovers, running):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"half")
+    code, _, err = _run(_convert_args(fixtures_dir, tiny_clip_archive.path, tmp_path / "out"))
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", running.name])
 
 
 def _old_model_folder(path: Path) -> Path:

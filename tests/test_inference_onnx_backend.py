@@ -1,17 +1,23 @@
 """The onnxruntime backend against the torch model it was exported from: same embeddings, same
 order, same label ensembling and zero-shot scores; Hub ids; clear errors for bad files."""
 
+import hashlib
+import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import huggingface_hub
 import numpy as np
 import pytest
 import torch
+from builders import save_tiny_model_folder
 from PIL import Image
 from transformers import pipeline
 
-from conversion.onnx_export import FP32_TOLERANCE, INT8_MIN_COSINE
+from conversion.onnx_export import FP32_TOLERANCE, INT8_MIN_COSINE, export_onnx
+from conversion.onnx_record import StaleOnnxExport
+from inference.loading import ModelChoiceError, load_model
 from inference.onnx_backend import OnnxTurkishCLIP, OnnxZeroShotClassifier
 from turkish_clip import TurkishCLIPModel
 
@@ -163,6 +169,95 @@ def test_wrong_tower_in_a_file_is_refused(tiny_onnx_dir, tmp_path):
     shutil.copyfile(folder / "onnx" / "vision_model.onnx", folder / "onnx" / "text_model.onnx")
     with pytest.raises(ValueError, match=r"takes inputs \('pixel_values',\)"):
         OnnxTurkishCLIP.from_pretrained(folder).encode_text(["kedi"])
+
+
+# --------------------------------------------------------------------------------------------
+# an export that is not of the folder's weights
+# --------------------------------------------------------------------------------------------
+
+
+def with_other_weights(tiny_onnx_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the exported folder whose model.safetensors was replaced (retrained, say)."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_onnx_dir, folder)
+    other = save_tiny_model_folder(tmp_path / "other", seed=1)
+    shutil.copyfile(other / "model.safetensors", folder / "model.safetensors")
+    return folder
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_an_export_of_other_weights_is_refused_by_name(tiny_onnx_dir, tmp_path, int8):
+    folder = with_other_weights(tiny_onnx_dir, tmp_path)
+    with pytest.raises(StaleOnnxExport) as info:
+        OnnxTurkishCLIP.from_pretrained(folder, int8=int8)
+    message = str(info.value)
+    stale = f"{folder / 'onnx'} was exported from other weights than {folder / 'model.safetensors'}"
+    assert message.startswith(stale)
+    assert message.endswith(f"`python hub_upload.py export-onnx {folder}{' --int8' * int8}`")
+    # The default backend on a CPU picks these files: it refuses them too, naming the model.
+    with pytest.raises(ModelChoiceError, match="exported from other weights"):
+        load_model(str(folder), int8=int8)
+    export_onnx(folder, int8=int8)  # what the message says to do
+    assert OnnxTurkishCLIP.from_pretrained(folder, int8=int8).encode_text(["kedi"]).shape == (1, 16)
+
+
+def test_an_export_without_a_record_is_refused_beside_weights_and_used_without(
+    tiny_onnx_dir, tmp_path
+):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_onnx_dir, folder)
+    (folder / "onnx" / "export.json").unlink()  # an export made before records existed
+    with pytest.raises(StaleOnnxExport, match=r"has no export\.json, so nothing says"):
+        OnnxTurkishCLIP.from_pretrained(folder)
+    (folder / "model.safetensors").unlink()  # ONNX files only: nothing to disagree with
+    model = OnnxTurkishCLIP.from_pretrained(folder)
+    torch_model = TurkishCLIPModel.from_pretrained(tiny_onnx_dir).eval()
+    expected = torch_model.encode_text(TEXTS, return_numpy=True)
+    assert np.abs(model.encode_text(TEXTS, return_numpy=True) - expected).max() <= FP32_TOLERANCE
+
+
+def test_a_file_the_record_does_not_list_is_refused(tiny_onnx_dir, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_onnx_dir, folder)
+    record = json.loads((folder / "onnx" / "export.json").read_text())
+    record["files"].remove("vision_model_quantized.onnx")
+    (folder / "onnx" / "export.json").write_text(json.dumps(record))
+    with pytest.raises(StaleOnnxExport, match=r"vision_model_quantized\.onnx is not one of"):
+        OnnxTurkishCLIP.from_pretrained(folder, int8=True)
+    (folder / "onnx" / "export.json").write_text("{not json")
+    with pytest.raises(StaleOnnxExport, match=r"export\.json is not valid JSON"):
+        OnnxTurkishCLIP.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("hub_sha256", ["matching", "other", None])
+def test_a_hub_download_is_checked_against_the_hubs_weights_digest(
+    tiny_onnx_dir, tmp_path, monkeypatch, hub_sha256
+):
+    downloaded = tmp_path / "snapshot"  # what the backend fetches: no model.safetensors
+    shutil.copytree(tiny_onnx_dir, downloaded, ignore=shutil.ignore_patterns("*.safetensors"))
+    actual = hashlib.sha256((tiny_onnx_dir / "model.safetensors").read_bytes()).hexdigest()
+    reported = {"matching": actual, "other": "0" * 64, None: None}[hub_sha256]
+    asked = []
+
+    def paths_info(self, repo_id, paths, revision=None):
+        asked.append((repo_id, paths, revision))
+        if reported is None:
+            raise huggingface_hub.errors.OfflineModeIsEnabled("offline")
+        return [SimpleNamespace(path=paths[0], lfs=SimpleNamespace(sha256=reported))]
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: str(downloaded))
+    monkeypatch.setattr(huggingface_hub.HfApi, "get_paths_info", paths_info)
+    if hub_sha256 == "other":
+        with pytest.raises(StaleOnnxExport, match="exported from other weights") as info:
+            OnnxTurkishCLIP.from_pretrained("someone/turkish-clip", revision="abc123")
+        assert str(info.value).endswith(
+            "must be exported again (`python hub_upload.py export-"
+            "onnx FOLDER` and `push`); meanwhile use the torch backend"
+        )
+    else:
+        model = OnnxTurkishCLIP.from_pretrained("someone/turkish-clip", revision="abc123")
+        assert model.encode_text(["kedi"]).shape == (1, 16)
+    assert asked == [("someone/turkish-clip", ["model.safetensors"], "abc123")]
 
 
 # A SigLIP student: sigmoid scores with the exported logit_bias, 24 px images.

@@ -13,6 +13,10 @@ from training.targets import CaptionTargets
 from turkish_clip import TurkishCLIPProcessor
 
 
+class NonFiniteEmbeddings(ValueError):
+    """The student's eval embeddings hold NaN or infinite values: no figure would mean anything."""
+
+
 @torch.no_grad()
 def evaluate(
     student: TextStudent,
@@ -36,6 +40,14 @@ def evaluate(
 
 
 def compare(student: torch.Tensor, teacher: torch.Tensor) -> dict[str, float]:
+    """The figures of `evaluate`; raises NonFiniteEmbeddings rather than report NaN (whose
+    similarities would rank every caption first: 100% recall)."""
+    broken = int((~torch.isfinite(student).all(dim=-1)).sum())
+    if broken:
+        raise NonFiniteEmbeddings(
+            f"the student's embeddings of {broken} of {len(student)} eval captions are not "
+            "finite (NaN or infinite)"
+        )
     cosines = functional.cosine_similarity(student, teacher, dim=-1)
     similarity = functional.normalize(student, dim=-1) @ functional.normalize(teacher, dim=-1).T
     recall = retrieval_recall(similarity.numpy(), np.arange(len(student)))["text_to_image"]
@@ -44,13 +56,20 @@ def compare(student: torch.Tensor, teacher: torch.Tensor) -> dict[str, float]:
     return metrics
 
 
-def format_table(evaluations: list[dict]) -> str:
-    """One row per evaluation: when it was made, then its figures."""
-    width = max(len(row["when"]) for row in evaluations)
-    columns = ["mse", "cosine", *(f"recall@{k}" for k in RECALL_KS)]
-    lines = [" " * width + "".join(f"{name:>11}" for name in columns)]
-    for row in evaluations:
-        cells = [f"{row['mse']:>11.5f}", f"{row['cosine']:>11.4f}"]
-        cells += [f"{row[name]:>11.1%}" for name in columns[2:]]
-        lines.append(f"{row['when']:<{width}}" + "".join(cells))
-    return "\n".join(lines)
+COLUMNS = ("mse", "cosine", *(f"recall@{k}" for k in RECALL_KS))
+
+
+def format_table(evaluations: list[dict], width: int | None = None) -> str:
+    """A header, then one row per evaluation: when it was made, then its figures. `width` of the
+    first column: by default the longest `when`."""
+    if width is None:
+        width = max(len(row["when"]) for row in evaluations)
+    header = " " * width + "".join(f"{name:>11}" for name in COLUMNS)
+    return "\n".join([header, *(format_row(row, width) for row in evaluations)])
+
+
+def format_row(row: dict, width: int) -> str:
+    """One evaluation's line of the table, so a run can print each as it ends."""
+    cells = [f"{row['mse']:>11.5f}", f"{row['cosine']:>11.4f}"]
+    cells += [f"{row[name]:>11.1%}" for name in COLUMNS[2:]]
+    return f"{row['when']:<{width}}" + "".join(cells)

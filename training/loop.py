@@ -8,8 +8,9 @@ whole training state (weights, optimizer, data order, random generators).
 from __future__ import annotations
 
 import json
+import math
 import os
-import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,16 +20,28 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from conversion.towers import check_teacher_model
-from training.evaluation import evaluate, format_table
+from training.checkpoints import (
+    complete_checkpoints,
+    load_newest,
+    print_warning,
+    save_checkpoint,
+)
+from training.data import fingerprint
+from training.evaluation import NonFiniteEmbeddings, evaluate, format_row, format_table
 from training.model_card import training_card
 from training.objectives import objective
-from training.options import TrainingOptions
+from training.options import TrainingOptions, flag
 from training.student import TextStudent, load_student
 from training.targets import CaptionTargets, cached_targets
 from training.teacher import check_teacher, load_teacher, teacher_fingerprint
 from turkish_clip import TurkishCLIPProcessor, save_model_folder
 
-CHECKPOINT_PREFIX = "step-"
+# Content digests recorded with the options, so a resumption compares content, not names.
+CONTENT_KEYS = {
+    "train_content": "--train",
+    "eval_content": "--eval",
+    "teacher_content": "--teacher",
+}
 
 
 class Progress:
@@ -57,6 +70,10 @@ class Stopped(Exception):
     """--stop-after-steps was reached: the run ends as an interruption would."""
 
 
+class TrainingDiverged(ValueError):
+    """The loss, the embeddings or the weights stopped being finite numbers."""
+
+
 @dataclass
 class Run:
     """The objects of one run that every function below needs."""
@@ -80,15 +97,18 @@ def train(options: TrainingOptions) -> Path | None:
     if options.gradient_checkpointing:
         _checkpoint_activations(model.text_model)
     model.to(accelerator.device)
-    train_pairs, eval_pairs = _targets(options, accelerator)
+    digests = _content_digests(options)
+    train_pairs, eval_pairs = _targets(options, accelerator, digests)
     _check_width(options, train_pairs.meta["dim"], model.config.projection_dim)
-    run = _prepare(options, accelerator, model, processor, train_pairs, eval_pairs)
+    signature = {**options.signature(), **digests}
+    run = _prepare(options, accelerator, model, processor, train_pairs, eval_pairs, signature)
     try:
         _run_stages(run)
     except Stopped:
         accelerator.print(f"stopped after {run.progress.step} steps; continue with --resume")
         accelerator.end_training()
         return None
+    _check_finite_weights(run, "after training")
     if accelerator.is_main_process:
         _write_folder(run, model, len(train_pairs))
     accelerator.wait_for_everyone()
@@ -108,7 +128,7 @@ def _checkpoint_activations(text_model: torch.nn.Module) -> None:
 def _check_options(options: TrainingOptions) -> None:
     if options.output.exists() and any(options.output.iterdir()):
         raise FileExistsError(f"--output {options.output} exists and is not empty")
-    if not options.resume and _checkpoint_paths(options.checkpoints):
+    if not options.resume and complete_checkpoints(options.checkpoints):
         raise FileExistsError(
             f"{options.checkpoints} holds checkpoints of an earlier run: pass --resume to "
             "continue it, or delete that folder to start again"
@@ -121,13 +141,6 @@ def _check_options(options: TrainingOptions) -> None:
         )
     check_teacher(options.teacher)
     check_teacher_model(options.teacher)  # an unsupported teacher is refused before any work
-    for name in ("frozen_epochs", "epochs"):
-        if getattr(options, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be 0 or more")
-    positive = ("batch_size", "gradient_accumulation_steps", "checkpoint_steps", "keep_checkpoints")
-    for name in positive:
-        if getattr(options, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
 
 
 def _check_width(options: TrainingOptions, teacher_dim: int, student_dim: int) -> None:
@@ -157,11 +170,20 @@ def _accelerator(options: TrainingOptions) -> Accelerator:
     )
 
 
+def _content_digests(options: TrainingOptions) -> dict[str, str]:
+    """What the data files and the teacher hold (not what they are called)."""
+    return {
+        "train_content": fingerprint(options.train),
+        "eval_content": fingerprint(options.eval),
+        "teacher_content": teacher_fingerprint(options.teacher),
+    }
+
+
 def _targets(
-    options: TrainingOptions, accelerator: Accelerator
+    options: TrainingOptions, accelerator: Accelerator, digests: dict[str, str]
 ) -> tuple[CaptionTargets, CaptionTargets]:
     """Teacher targets of both data sets: computed once by the main process, then read by all."""
-    digest = teacher_fingerprint(options.teacher)
+    digest = digests["teacher_content"]
     loaded = []
 
     def embed():  # the teacher loads only if a cache is missing, and then only once
@@ -178,15 +200,19 @@ def _targets(
                 options.cache_dir,
                 embed,
                 options.teacher_batch_size,
+                data_digest,
             )
-            for source in (options.train, options.eval)
+            for source, data_digest in (
+                (options.train, digests["train_content"]),
+                (options.eval, digests["eval_content"]),
+            )
         )
 
 
-def _prepare(options, accelerator, model, processor, train_pairs, eval_pairs) -> Run:
+def _prepare(options, accelerator, model, processor, train_pairs, eval_pairs, signature) -> Run:
     student = TextStudent(model)
     student.train()
-    encoder_lr = options.encoder_learning_rate or options.learning_rate
+    encoder_lr = options.effective_encoder_learning_rate
     groups = student.parameter_groups(options.learning_rate, encoder_lr)
     optimizer = torch.optim.AdamW(groups, weight_decay=options.weight_decay)
     # A generator of its own: the loader would otherwise draw its seed from the global one at
@@ -199,7 +225,7 @@ def _prepare(options, accelerator, model, processor, train_pairs, eval_pairs) ->
         generator=torch.Generator().manual_seed(options.seed),
     )
     student, optimizer, loader = accelerator.prepare(student, optimizer, loader)
-    progress = Progress(options.signature())
+    progress = Progress(signature)
     accelerator.register_for_checkpointing(progress)
     run = Run(options, accelerator, student, optimizer, loader, processor, eval_pairs, progress)
     if options.resume:
@@ -219,18 +245,32 @@ class Collate:
         return batch["input_ids"], batch["attention_mask"], torch.stack(targets)
 
 
+def _stages(options: TrainingOptions) -> tuple[tuple[int, int, str], ...]:
+    return ((1, options.frozen_epochs, "encoder frozen"), (2, options.epochs, "all trained"))
+
+
+def _stage_end(stage: int, count: int, what: str) -> str:
+    return f"after stage {stage} ({what}, {count} epoch{'' if count == 1 else 's'})"
+
+
+def _evaluation_names(options: TrainingOptions) -> list[str]:
+    """The rows of the run's evaluation table, in order."""
+    ends = [_stage_end(*stage) for stage in _stages(options) if stage[1]]
+    return ["before training", *ends]
+
+
 def _run_stages(run: Run) -> None:
     options = run.options
+    _print_table_so_far(run)
     if not run.progress.evaluated("before training"):
         _evaluate(run, "before training")
     epoch = 0
-    stages = ((1, options.frozen_epochs, "encoder frozen"), (2, options.epochs, "all trained"))
-    for stage, count, what in stages:
+    for stage, count, what in _stages(options):
         for number in range(1, count + 1):
             if epoch >= run.progress.epoch:
                 _run_epoch(run, epoch, f"stage {stage} ({what}), epoch {number}/{count}", stage)
             epoch += 1
-        when = f"after stage {stage} ({what}, {count} epoch{'' if count == 1 else 's'})"
+        when = _stage_end(stage, count, what)
         if count and not run.progress.evaluated(when):
             _evaluate(run, when)
             _save_checkpoint(run)
@@ -245,16 +285,24 @@ def _run_epoch(run: Run, epoch: int, title: str, stage: int) -> None:
     run.loader.set_epoch(epoch)
     done = progress.batches_done
     batches = accelerator.skip_first_batches(run.loader, done) if done else run.loader
-    bar = tqdm(
-        total=len(run.loader), initial=done, desc=title, disable=not accelerator.is_main_process
-    )
+    # Bars are for a person watching: not in a log file or a pipe (as cli.py's).
+    quiet = not accelerator.is_main_process or not sys.stderr.isatty()
+    bar = tqdm(total=len(run.loader), initial=done, desc=title, disable=quiet)
     for input_ids, attention_mask, targets in batches:
         with accelerator.accumulate(run.student):
             loss = loss_of(run.student(input_ids=input_ids, attention_mask=attention_mask), targets)
+            # Checked before the step, so a NaN never reaches the weights; every process sees
+            # the same reduced value and stops alike.
+            mean_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
+            if not math.isfinite(mean_loss):
+                raise TrainingDiverged(
+                    f"the training loss is {mean_loss} at step {progress.step + 1} ({title}, "
+                    f"batch {progress.batches_done + 1}); stopped without writing a model: "
+                    "lower --learning-rate, or check the teacher and the data"
+                )
             accelerator.backward(loss)
             run.optimizer.step()
             run.optimizer.zero_grad()
-        mean_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
         progress.batches_done += 1
         progress.loss_sum += mean_loss
         bar.update(1)
@@ -272,9 +320,10 @@ def _run_epoch(run: Run, epoch: int, title: str, stage: int) -> None:
 def _after_step(run: Run) -> None:
     run.progress.step += 1
     stop = run.options.stop_after_steps
-    if run.progress.step % run.options.checkpoint_steps == 0 or run.progress.step == stop:
+    stopping = stop is not None and run.progress.step >= stop
+    if run.progress.step % run.options.checkpoint_steps == 0 or stopping:
         _save_checkpoint(run)
-    if stop is not None and run.progress.step >= stop:
+    if stopping:
         raise Stopped
 
 
@@ -282,42 +331,89 @@ def _evaluate(run: Run, when: str) -> None:
     accelerator = run.accelerator
     if accelerator.is_main_process:
         student = accelerator.unwrap_model(run.student)
-        metrics = evaluate(student, run.processor, run.eval_pairs, run.options.eval_batch_size)
+        try:
+            metrics = evaluate(student, run.processor, run.eval_pairs, run.options.eval_batch_size)
+        except NonFiniteEmbeddings as error:
+            raise TrainingDiverged(
+                f"{when} (step {run.progress.step}): {error}; stopped without writing a model"
+            ) from None
         run.progress.evaluations.append({"when": when, **metrics})
-        accelerator.print(format_table(run.progress.evaluations))
+        if len(run.progress.evaluations) == 1:
+            accelerator.print(_table_header(run))
+        accelerator.print(format_row(run.progress.evaluations[-1], _table_width(run)))
     accelerator.wait_for_everyone()
 
 
+def _table_width(run: Run) -> int:
+    return max(len(name) for name in _evaluation_names(run.options))
+
+
+def _table_header(run: Run) -> str:
+    return format_table([], _table_width(run))
+
+
+def _print_table_so_far(run: Run) -> None:
+    """A resumed run shows the rows its checkpoint holds; each later row is printed once, as
+    its evaluation ends, so the output holds the table once."""
+    if run.progress.evaluations:
+        run.accelerator.print(format_table(run.progress.evaluations, _table_width(run)))
+
+
 def _save_checkpoint(run: Run) -> None:
-    folder = run.options.checkpoints / f"{CHECKPOINT_PREFIX}{run.progress.step:08d}"
-    run.accelerator.save_state(str(folder))
-    if run.accelerator.is_main_process:
-        for old in _checkpoint_paths(run.options.checkpoints)[: -run.options.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-    run.accelerator.wait_for_everyone()
+    _check_finite_weights(run, f"at step {run.progress.step}")
+    options = run.options
+    save_checkpoint(
+        run.accelerator, options.checkpoints, run.progress.step, options.keep_checkpoints
+    )
 
 
-def _checkpoint_paths(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    found = [path for path in folder.glob(f"{CHECKPOINT_PREFIX}*") if path.is_dir()]
-    return sorted(found, key=lambda path: int(path.name.removeprefix(CHECKPOINT_PREFIX)))
+def _check_finite_weights(run: Run, when: str) -> None:
+    """Weights are checked before a checkpoint or the model folder keeps them."""
+    student = run.accelerator.unwrap_model(run.student)
+    for name, parameter in student.named_parameters():
+        if not torch.isfinite(parameter).all():
+            raise TrainingDiverged(
+                f"the weight {name} holds non-finite values {when}; stopped without writing a "
+                "model: lower --learning-rate"
+            )
 
 
 def _resume(run: Run) -> None:
-    checkpoints = _checkpoint_paths(run.options.checkpoints)
-    if not checkpoints:
-        run.accelerator.print(f"no checkpoint in {run.options.checkpoints}: starting afresh")
-        return
+    accelerator, root = run.accelerator, run.options.checkpoints
     expected = run.progress.signature
-    run.accelerator.load_state(str(checkpoints[-1]))
-    if run.progress.signature != expected:
-        changed = sorted(k for k in expected if expected[k] != run.progress.signature.get(k))
+    warn = print_warning if accelerator.is_main_process else lambda message: None
+    checkpoint = load_newest(accelerator, root, warn)
+    if checkpoint is None:
+        accelerator.print(f"no checkpoint in {root}: starting afresh")
+        return
+    _check_signature(checkpoint, run.progress.signature, expected)
+    stop = run.options.stop_after_steps
+    if stop is not None and stop <= run.progress.step:
         raise ValueError(
-            f"--resume: {checkpoints[-1]} was made with other settings ({', '.join(changed)}); "
-            "resume with the same options, or start a new run"
+            f"--stop-after-steps {stop}: {checkpoint} is at step {run.progress.step} already; "
+            "pass a later step, or leave the option out to finish the run"
         )
-    run.accelerator.print(f"resumed from {checkpoints[-1]} (step {run.progress.step})")
+    accelerator.print(f"resumed from {checkpoint} (step {run.progress.step})")
+
+
+def _check_signature(checkpoint: Path, recorded: dict, expected: dict) -> None:
+    """Refuses, by option name, what the checkpoint would silently override or contradict."""
+    changed = [key for key in expected if recorded.get(key) != expected[key]]
+    if not changed:
+        return
+    details = []
+    for key in changed:
+        name = CONTENT_KEYS.get(key) or flag(key)
+        if key not in recorded:
+            details.append(f"{name} not recorded: a checkpoint of an earlier version")
+        elif key in CONTENT_KEYS:
+            details.append(f"the content of {name} differs")
+        else:
+            details.append(f"{name} {recorded[key]} then, {expected[key]} now")
+    raise ValueError(
+        f"--resume: {checkpoint} was made with other settings ({'; '.join(details)}); resume "
+        "with the same options and data, or delete the checkpoints to start a new run"
+    )
 
 
 def _write_folder(run: Run, model, train_count: int) -> None:
@@ -330,6 +426,7 @@ def _write_folder(run: Run, model, train_count: int) -> None:
         "training_loss": run.progress.losses,
     }
     card = training_card(run.options, report, train_count, len(run.eval_pairs), model.config)
-    files = {"README.md": card, "eval.json": json.dumps(report, indent=2) + "\n"}
+    # allow_nan=False: a NaN figure must fail here, not produce a file that is not JSON.
+    files = {"README.md": card, "eval.json": json.dumps(report, indent=2, allow_nan=False) + "\n"}
     save_model_folder(model, run.processor, run.options.output, extra_files=files)
     run.accelerator.print(f"wrote {run.options.output}")

@@ -36,7 +36,7 @@ def training_card(
     role = "student's" if options.student else "teacher's"
     stage1 = f"{options.frozen_epochs} epoch(s) with the text encoder frozen (only the head trains)"
     stage2 = f"{options.epochs} epoch(s) with the whole text tower training"
-    encoder_lr = options.encoder_learning_rate or options.learning_rate
+    encoder_lr = options.effective_encoder_learning_rate
     rows = report["training_loss"]
     losses = "\n".join(f"| {row['stage']} | {row['epoch']} | {row['loss']:.6g} |" for row in rows)
     return f"""---

@@ -3,7 +3,9 @@
 The teacher embeds every English caption once; the embeddings and the Turkish captions are
 written to a folder named by a digest of the teacher's files and the data, so later epochs and
 later runs read them from disk without loading the teacher. The folder is written under a
-temporary name and renamed when complete: an interrupted run leaves no half cache.
+temporary name and renamed when complete: an interrupted run leaves no half cache. A teacher
+whose embeddings are not finite (a NaN weight) is refused while the cache is written, and a
+cache is checked again when it is read.
 
 Layout of a cache folder: `meta.json` (count, dim, sources), `targets.f32` (count x dim float32,
 row-major), `turkish.jsonl` (one JSON string per row) and `offsets.npy` (each row's byte offset
@@ -57,8 +59,12 @@ class CaptionTargets(torch.utils.data.Dataset):
             return [json.loads(line) for line in file]
 
 
-def cache_key(source: PairSource, teacher_digest: str) -> str:
-    parts = [CACHE_VERSION, teacher_digest, fingerprint(source)]
+class NonFiniteTargets(DataError):
+    """The teacher's embeddings hold NaN or infinite values."""
+
+
+def cache_key(source: PairSource, teacher_digest: str, data_digest: str | None = None) -> str:
+    parts = [CACHE_VERSION, teacher_digest, data_digest or fingerprint(source)]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
@@ -69,12 +75,14 @@ def cached_targets(
     cache_dir: Path,
     embed: Callable[[], Callable[[list[str]], torch.Tensor]],
     batch_size: int,
+    data_digest: str | None = None,
 ) -> CaptionTargets:
     """The cache folder for `source` and the teacher, built with `embed()` if missing.
 
-    `embed` is only called (loading the teacher) when the cache does not exist yet.
+    `embed` is only called (loading the teacher) when the cache does not exist yet;
+    `data_digest` is `fingerprint(source)` where the caller has it already.
     """
-    folder = cache_dir / cache_key(source, teacher_digest)
+    folder = cache_dir / cache_key(source, teacher_digest, data_digest)
     if not (folder / "meta.json").exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache_dir))
@@ -84,7 +92,9 @@ def cached_targets(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    return CaptionTargets(folder)
+    targets = CaptionTargets(folder)
+    _check_finite(targets.targets, f"the cached teacher targets in {folder}", teacher_name, source)
+    return targets
 
 
 def _write_cache(
@@ -101,6 +111,7 @@ def _write_cache(
     ):
         for batch in _batches(read_pairs(source), batch_size):
             embeddings = embed([english for english, _ in batch]).float().numpy()
+            _check_finite(embeddings, "its embeddings", teacher_name, source, first_row=count)
             dim = embeddings.shape[1]
             targets.write(np.ascontiguousarray(embeddings, dtype=np.float32).tobytes())
             for _, turkish in batch:
@@ -112,6 +123,23 @@ def _write_cache(
     np.save(folder / "offsets.npy", np.asarray(offsets, dtype=np.int64))
     meta = {"count": count, "dim": dim, "teacher": teacher_name, "data": source.location}
     (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
+
+
+def _check_finite(
+    rows: np.ndarray, what: str, teacher_name: str, source: PairSource, first_row: int = 0
+) -> None:
+    """Refuses NaN or infinite targets: a student trained on them learns NaN (read in blocks, as
+    a cache can be larger than memory)."""
+    block = 1 << 16
+    for start in range(0, len(rows), block):
+        finite = np.isfinite(rows[start : start + block]).all(axis=1)
+        if not finite.all():
+            row = first_row + start + int(np.argmin(finite)) + 1
+            raise NonFiniteTargets(
+                f"--teacher {teacher_name}: {what} are not finite (NaN or infinite) from caption "
+                f"{row} of {source.location} on; its weights hold NaN or infinite values, or "
+                "overflow: use another teacher"
+            )
 
 
 def _batches(pairs: Iterator[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
