@@ -1,6 +1,7 @@
 """Thumbnails under concurrent requests: one decode per file, a bounded number of decodes at once,
 and failures that reach every waiting request without being cached."""
 
+import io
 import threading
 import time
 from pathlib import Path
@@ -97,3 +98,31 @@ def test_a_failed_render_reaches_every_waiter_and_is_not_cached(photo_files, mon
     monkeypatch.setattr(thumbnails, "_render", working)
     assert photo_files.jpeg(token) == b"photo1.png"  # tried again, not a remembered failure
     assert len(working.calls) == 1
+
+
+def test_a_large_jpeg_is_decoded_reduced(tmp_path, monkeypatch) -> None:
+    """A 4000x3000 JPEG is decoded at 1/4 (1000x750, the short side still >= DECODED_SIZE),
+    never in full."""
+    from PIL import Image, JpegImagePlugin
+
+    from web.thumbnails import DECODED_SIZE, THUMBNAIL_SIZE
+
+    pixels = np.random.default_rng(0).integers(0, 256, (375, 500, 3), np.uint8)
+    Image.fromarray(pixels).resize((4000, 3000)).save(tmp_path / "large.jpg", quality=90)
+    stat = (tmp_path / "large.jpg").stat()
+    entries = [{"path": "large.jpg", "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}]
+    rows = np.ones((1, 4), np.float32)
+    meta = {"model": "any", "revision": None, "dim": 4, "root": str(tmp_path)}
+    save_index(tmp_path / "photos.index", meta, entries, rows, None)
+    files = ThumbnailFiles(PhotoIndex.open(tmp_path / "photos.index"), max_pixels=None)
+    decoded = []
+    original = JpegImagePlugin.JpegImageFile.load
+
+    def load(self):
+        decoded.append(self.size)
+        return original(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", load)
+    thumbnail = Image.open(io.BytesIO(files.jpeg(thumbnail_id("large.jpg"))))
+    assert thumbnail.size == (THUMBNAIL_SIZE, THUMBNAIL_SIZE * 3 // 4)
+    assert decoded[0] == (1000, 750) and min(decoded[0]) >= DECODED_SIZE

@@ -11,11 +11,14 @@ from search.filters import parse_filter
 from search.photo_index import PhotoHit, check_score
 from web.engine import AppInputError, AppModel
 from web.errors import describe
+from web.reduced import load_reduced
 from web.thumbnails import ThumbnailFiles
 
 ENSEMBLE_CHOICE = "Turkish template ensemble"
 DEFAULT_CHOICE = "Default template"
 MAX_LABELS = 100
+# The preview's longest side: the page shows it 240 pixels high.
+PREVIEW_SIZE = 512
 
 # A gallery item: (absolute thumbnail URL, caption); the ids let a click find its photo.
 Results = tuple[list[tuple[str, str]], list[str], str]
@@ -42,8 +45,9 @@ def choose_templates(app: AppModel, choice: str | None) -> tuple[str, ...]:
     raise AppInputError(f"unknown template choice {choice!r}")
 
 
-def open_upload(app: AppModel, path: str | None, uploads: Path):
-    """An uploaded file as an RGB image, through the project's loader and its pixel limit.
+def open_upload(app: AppModel, path: str | None, uploads: Path, reduced_to: int | None = None):
+    """An uploaded file as an RGB image, through the project's loader and its pixel limit;
+    with `reduced_to`, decoded at about that size where the format allows (web/reduced.py).
 
     Gradio's API lets a client name any server path as a file input; only files inside the
     upload folder `uploads` are opened, so the page cannot be made to read other files.
@@ -56,6 +60,8 @@ def open_upload(app: AppModel, path: str | None, uploads: Path):
     if not Path(path).resolve().is_relative_to(Path(uploads).resolve()):
         raise AppInputError(f"{name!r} was not uploaded through the page")
     try:
+        if reduced_to is not None:
+            return load_reduced(Path(path), app.max_pixels, reduced_to)
         return load_image(path, max_pixels=app.max_pixels)
     except (OSError, ValueError) as error:  # ImageLoadError is a ValueError
         # The upload's temporary path means nothing to the user; its file name does.
@@ -174,11 +180,14 @@ def classify_upload(
 
 
 def preview_upload(app: AppModel, path: str | None, uploads: Path):
-    """The uploaded photo as the model will see it (before cropping), or the reason it cannot."""
+    """The uploaded photo, at most PREVIEW_SIZE pixels a side and decoded reduced where the
+    format allows (a 36 MP upload is never decoded or sent back in full), or why it cannot be."""
     if not path:
         return None, ""
     try:
-        return open_upload(app, path, uploads), ""
+        image = open_upload(app, path, uploads, reduced_to=PREVIEW_SIZE)
+        image.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
+        return image, ""
     except AppInputError as error:
         return None, f"**Error:** {error}"
 

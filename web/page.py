@@ -7,6 +7,7 @@ from pathlib import Path
 from web import callbacks
 from web.engine import AppModel, index_summary
 from web.thumbnails import ThumbnailFiles
+from web.uploads import UsedUploads
 
 DEFAULT_TOP_K = 12
 MAX_TOP_K = 100
@@ -17,22 +18,24 @@ def build_page(app: AppModel, files: ThumbnailFiles | None, examples: list[Path]
     """The page's Blocks; `files` is None without an index, and then only Classify is shown."""
     import gradio as gr
 
+    used = UsedUploads(upload_folder())
     with gr.Blocks(title="Turkish CLIP") as page:
         gr.Markdown("# Turkish CLIP")
         with gr.Tabs():
             if files is not None:
                 with gr.Tab("Search", id="search"):
-                    _search_tab(gr, app, files)
+                    _search_tab(gr, app, files, used)
                 with gr.Tab("Duplicates", id="duplicates"):
                     _duplicates_tab(gr, app, files)
             with gr.Tab("Classify", id="classify"):
-                _classify_tab(gr, app, examples)
+                _classify_tab(gr, app, examples, used)
             with gr.Tab("About", id="about"):
                 gr.Markdown(about_text(app), elem_id="about")
+    used.protect_existing()  # the examples' copies
     return page
 
 
-def _search_tab(gr, app: AppModel, files: ThumbnailFiles) -> None:
+def _search_tab(gr, app: AppModel, files: ThumbnailFiles, used: UsedUploads) -> None:
     with gr.Row():
         query = gr.Textbox(
             label="Search in Turkish",
@@ -89,8 +92,12 @@ def _search_tab(gr, app: AppModel, files: ThumbnailFiles) -> None:
     def by_upload(path, k, after, before, cam, sub, ext, least, request: gr.Request):
         chosen = filters(after, before, cam, sub, ext)
         origin = page_origin(request)
-        uploads = upload_folder()
-        return callbacks.search_upload(app, files, path, uploads, k, origin, chosen, least)
+        try:
+            return callbacks.search_upload(
+                app, files, path, upload_folder(), k, origin, chosen, least
+            )
+        finally:
+            used.used(path)
 
     def similar(
         ids, k, after, before, cam, sub, ext, least, event: gr.SelectData, request: gr.Request
@@ -127,7 +134,7 @@ def _duplicates_tab(gr, app: AppModel, files: ThumbnailFiles) -> None:
     button.click(run, [threshold], [gallery, message])
 
 
-def _classify_tab(gr, app: AppModel, examples: list[Path]) -> None:
+def _classify_tab(gr, app: AppModel, examples: list[Path], used: UsedUploads) -> None:
     with gr.Row():
         with gr.Column():
             upload = gr.File(
@@ -151,10 +158,16 @@ def _classify_tab(gr, app: AppModel, examples: list[Path]) -> None:
         gr.Examples([[str(path)] for path in examples], inputs=[upload], label="Demo photos")
 
     def run(path, text, choice):
-        return callbacks.classify_upload(app, path, upload_folder(), text, choice)
+        try:
+            return callbacks.classify_upload(app, path, upload_folder(), text, choice)
+        finally:
+            used.used(path)
 
     def show(path):
-        return callbacks.preview_upload(app, path, upload_folder())
+        try:
+            return callbacks.preview_upload(app, path, upload_folder())
+        finally:
+            used.used(path)
 
     upload.change(show, [upload], [preview, message])
     button.click(run, [upload, labels, template], [result, message])

@@ -13,12 +13,15 @@ from pathlib import Path
 
 from search.errors import SearchError
 from search.photo_index import PhotoIndex, photo_id
+from web.reduced import load_reduced
 
 THUMBNAIL_SIZE = 256
+# The short side a JPEG is decoded at (at least; by DCT scaling), not its full size.
+DECODED_SIZE = 2 * THUMBNAIL_SIZE
 CACHE_ENTRIES = 512
 ROUTE = "/thumbnail"
-# Photos decoded at once, whatever the number of requests: each decode of a camera photo holds
-# its full pixels for a moment (a 42 MP photo is 126 MB), so requests beyond this wait.
+# Photos decoded at once, whatever the number of requests: a decode holds its pixels for a moment
+# (a 42 MP PNG in full is 126 MB; a JPEG is decoded reduced), so requests beyond this wait.
 MAX_DECODES = 2
 
 
@@ -102,10 +105,9 @@ class ThumbnailFiles:
 
 
 def _render(path: Path, max_pixels: int | None) -> bytes:
-    from turkish_clip.image_loading import load_image
-
     try:
-        image = load_image(path, max_pixels=max_pixels)
+        # Twice the thumbnail's size before the final resampling keeps it sharp.
+        image = load_reduced(path, max_pixels, DECODED_SIZE)
     except (OSError, ValueError):  # changed into something unreadable since indexing
         raise ThumbnailRefused(404) from None
     image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
@@ -115,14 +117,52 @@ def _render(path: Path, max_pixels: int | None) -> bytes:
 
 
 def add_thumbnail_route(app, files: ThumbnailFiles) -> None:
-    """GET /thumbnail/<id> on a FastAPI app; refusals carry no body at all."""
-    from fastapi import Response
+    """GET /thumbnail/<id> on a FastAPI app; refusals carry no body at all.
 
-    # `:path` sends every request under the route here, "/" and ".." included, for an empty answer.
-    @app.get(ROUTE + "/{token:path}", include_in_schema=False)
-    def thumbnail(token: str) -> Response:
+    Also answers Gradio's file route for this page's own thumbnail URLs: gradio_client downloads
+    every file of a result through `/gradio_api/file=<path or URL>`, and Gradio fetches a URL
+    there only from a public address, so on 127.0.0.1 or a private network the page's own
+    thumbnails were refused (403). Any other URL goes on to Gradio's own handling.
+    """
+    from fastapi import Request, Response
+    from gradio.route_utils import API_PREFIX, secure_url_stream_response
+    from starlette.concurrency import run_in_threadpool
+
+    def answer(token: str) -> Response:
         try:
             data = files.jpeg(token)
         except ThumbnailRefused as refused:
             return Response(status_code=refused.status)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
+
+    # `:path` sends every request under the route here, "/" and ".." included, for an empty answer.
+    @app.get(ROUTE + "/{token:path}", include_in_schema=False)
+    def thumbnail(token: str) -> Response:
+        return answer(token)
+
+    # Registered before the page is mounted, so this route is tried before Gradio's.
+    own_file_route = API_PREFIX + "/file=http{rest:path}"
+
+    @app.api_route(own_file_route, methods=["GET", "HEAD"], include_in_schema=False)
+    async def own_thumbnail_url(rest: str, request: Request) -> Response:
+        url = "http" + rest
+        token = own_thumbnail_token(url, request.headers)
+        if token is None:
+            return await secure_url_stream_response(url, request)
+        return await run_in_threadpool(answer, token)
+
+
+def own_thumbnail_token(url: str, headers) -> str | None:
+    """The id in `url` if it is a thumbnail URL of the page that `headers` reached, else None."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    hosts = {headers.get("host", "")}
+    forwarded = headers.get("x-forwarded-host")
+    if forwarded:
+        hosts.add(forwarded.split(",")[0].strip())
+    if parts.scheme not in ("http", "https") or parts.netloc not in hosts:
+        return None
+    if not parts.path.startswith(ROUTE + "/") or parts.query or parts.fragment:
+        return None
+    return parts.path.removeprefix(ROUTE + "/")
