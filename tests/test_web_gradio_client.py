@@ -129,11 +129,14 @@ def test_uploads_do_not_accumulate(site, client) -> None:
     count = MAX_KEPT_UPLOADS + 12
     for number in range(count):
         photo = noise_image(sent / f"upload-{number}.png", 100 + number)
-        endpoint = "/show" if number % 2 else "/by_upload"
-        arguments = () if endpoint == "/show" else (2, "", "", "", "", "", -1)
-        client.predict(handle_file(photo), *arguments, api_name=endpoint)
+        if number % 2:
+            client.predict(handle_file(photo), api_name="/show")
+        else:
+            client.predict(handle_file(photo), "kedi", callbacks.DEFAULT_CHOICE, api_name="/run_1")
     kept = [path for path in uploads.rglob("upload-*.png")]
     assert 1 <= len(kept) <= MAX_KEPT_UPLOADS
+    largest = max(path.stat().st_size for path in sent.iterdir())
+    assert sum(path.stat().st_size for path in kept) <= MAX_KEPT_UPLOADS * largest
     assert {path.name for path in kept} <= {
         f"upload-{n}.png" for n in range(count - MAX_KEPT_UPLOADS, count)
     }
