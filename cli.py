@@ -19,6 +19,7 @@ import numpy as np
 from evaluation.inputs import read_captions, read_class_labels
 from evaluation.metrics import RECALL_KS
 from evaluation.zero_shot import caption_report, class_images, classification_report
+from inference.image_path import choose_image_path
 from inference.loading import (
     BACKENDS,
     DEFAULT_MODEL,
@@ -53,10 +54,19 @@ def existing_dir(path: str, what: str) -> Path:
     return folder
 
 
-def embed_image_files(model, paths: Sequence[Path], batch_size: int, quiet: bool):
+def embed_image_files(
+    model, paths: Sequence[Path], batch_size: int, quiet: bool, reduced_decode: bool = False
+):
     """The local embedding engine (search/embedding.py) with a progress bar and warnings."""
     with _progress(len(paths), "images", quiet) as bar:
-        return embed_images(model, paths, batch_size, progress=bar.update, warn=_warn)
+        return embed_images(
+            model,
+            paths,
+            batch_size,
+            progress=bar.update,
+            warn=_warn,
+            reduced_decode=reduced_decode,
+        )
 
 
 def embed_texts(model, texts: list[str], batch_size: int, quiet: bool) -> np.ndarray:
@@ -133,7 +143,7 @@ def run_index(args: argparse.Namespace) -> int:
         folder,
         root,
         choose=choose,
-        load=lambda source, revision: _load(args, source, revision),
+        load=lambda source, revision: _load_for_index(args, source, revision),
         embed=lambda model, paths: _embed_for_index(args, model, chosen["model"], folder, paths),
         reembed=args.reembed,
         wait=args.wait,
@@ -165,13 +175,17 @@ def _embed_for_index(
 ) -> EmbeddedImages:
     """The local engine, or Ray Data (resumable: finished batches wait in the index folder)."""
     if args.engine == "local":
-        return embed_image_files(model, paths, args.batch_size, args.quiet)
+        return embed_image_files(model, paths, args.batch_size, args.quiet, not args.exact_decode)
     try:
         from search.ray_engine import RayOptions, RayRunError, embed_image_files_ray
     except ImportError as error:
         raise CLIError(f"--engine ray needs Ray Data ({error}): pip install 'ray[data]'") from None
 
-    options = RayOptions(address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
+    options = RayOptions(
+        address=args.ray_address,
+        gpus_per_worker=args.gpus_per_worker,
+        reduced_decode=not args.exact_decode,
+    )
     with _progress(len(paths), "images", args.quiet) as bar:
         try:
             return embed_image_files_ray(
@@ -385,6 +399,15 @@ def _load(args: argparse.Namespace, source: str, revision: str | None):
     )
 
 
+def _load_for_index(args: argparse.Namespace, source: str, revision: str | None):
+    """`index` embeds only images: by default on the fastest image path that stays exact enough
+    (inference/image_path.py); --backend and --int8 choose one instead."""
+    if args.trust_remote_code:
+        return _load(args, source, revision)
+    path = choose_image_path(source, args.backend, args.int8)
+    return load_model(source, revision, backend=path.backend, int8=path.int8)
+
+
 def _templates(templates: list[str] | None) -> tuple[str, ...]:
     from turkish_clip.configuration_turkish_clip import check_templates
 
@@ -550,6 +573,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROWS",
         help=f"build an approximate search structure from this many rows on "
         f"(default {DEFAULT_ANN_THRESHOLD})",
+    )
+    index.add_argument(
+        "--exact-decode",
+        action="store_true",
+        help="decode every pixel of large JPEGs (default: at a reduced DCT scale that keeps the "
+        "shorter side at least twice the model's input, several times faster)",
     )
     index.set_defaults(run=run_index)
 

@@ -40,6 +40,7 @@ class RayOptions:
     address: str | None = None  # None: a Ray on this machine
     gpus_per_worker: float | None = None  # None: 1 where the cluster has GPUs, else 0
     threads_per_worker: int | None = None  # CPU workers; None: the local machine's cores
+    reduced_decode: bool = False  # large JPEGs at a reduced DCT scale (search/embedding.py)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ def embed_image_files_ray(
 
         dim = TurkishCLIPConfig.from_pretrained(source, revision=revision).projection_dim
         return EmbeddedImages(np.zeros((0, dim), np.float32))
-    work = index_folder / WORK_FOLDER / _work_key(source, revision, paths, batch_size)
+    key = _work_key(source, revision, paths, batch_size, options.reduced_decode)
+    work = index_folder / WORK_FOLDER / key
     work.mkdir(parents=True, exist_ok=True)
     parts = [
         Part(number, start, min(start + batch_size, len(paths)))
@@ -111,9 +113,12 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, runtime_env=runtime_env, **quiet)
 
 
-def _work_key(source: str, revision: str | None, paths: list[Path], batch_size: int) -> str:
-    """A hash of what decides every part's content: the model, the files and the batching."""
-    digest = hashlib.sha256(json.dumps([source, revision, batch_size]).encode())
+def _work_key(
+    source: str, revision: str | None, paths: list[Path], batch_size: int, reduced_decode: bool
+) -> str:
+    """A hash of what decides every part's content: the model, the files, the batching and the
+    decoding."""
+    digest = hashlib.sha256(json.dumps([source, revision, batch_size, reduced_decode]).encode())
     weights = Path(source) / "model.safetensors"
     if weights.is_file():  # a local folder can be rewritten in place
         stat = weights.stat()
@@ -157,7 +162,8 @@ def _run(
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
         # Half a CPU each keeps decoding in tasks of its own (Ray would otherwise fuse it into
         # the actors, which then wait for it) and lets two run beside each actor.
-        dataset = dataset.map(partial(_decode, image_processor=processor), num_cpus=0.5)
+        decode = partial(_decode, image_processor=processor, reduced=options.reduced_decode)
+        dataset = dataset.map(decode, num_cpus=0.5)
         dataset = dataset.map_batches(
             _Embedder,
             fn_constructor_kwargs=dict(
@@ -206,12 +212,12 @@ def _pool(options: RayOptions) -> tuple[float, int, int]:
     return 0.0, nodes, threads
 
 
-def _decode(item: dict, image_processor) -> dict:
+def _decode(item: dict, image_processor, reduced: bool = False) -> dict:
     """One batch opened and preprocessed as the local engine does it; a file that fails costs
     only itself."""
     arrays, kept, failures, retry = [], [], {}, {}
     for offset, path in enumerate(item["paths"]):
-        pixels, reason, transient = prepare_image(Path(path), image_processor)
+        pixels, reason, transient = prepare_image(Path(path), image_processor, reduced)
         position = item["start"] + offset
         if pixels is None:
             (retry if transient else failures)[position] = reason

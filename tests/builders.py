@@ -187,3 +187,16 @@ def save_tiny_bert(directory: Path, seed: int = 0) -> Path:
     tokenizer = BertTokenizerFast(str(TOKENIZER_DIR / "vocab.txt"), do_lower_case=False)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def photo_like(width: int, height: int, seed: int = 0):
+    """An RGB PIL image that decodes like a photo: smooth colour fields plus fine sensor-like noise
+    (a JPEG of it at quality 90 is as costly to decode per pixel as a camera's)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (max(2, height // 64), max(2, width // 64), 3), np.uint8)
+    smooth = Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC)
+    noisy = np.asarray(smooth, dtype=np.int16) + rng.integers(-12, 13, (height, width, 3))
+    return Image.fromarray(noisy.clip(0, 255).astype(np.uint8))
