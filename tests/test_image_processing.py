@@ -250,7 +250,9 @@ def test_reduced_decode_is_off_by_default_and_opt_in(processor, tmp_path):
 def test_reduced_decode_keeps_twice_the_resize_target(tmp_path):
     assert TurkishCLIPImageProcessor().reduced_decode_side() == 448
     assert TurkishCLIPImageProcessor(size=32, crop_size=32).reduced_decode_side() == 64
-    assert TurkishCLIPImageProcessor(size={"height": 100, "width": 300}).reduced_decode_side() == 600
+    assert (
+        TurkishCLIPImageProcessor(size={"height": 100, "width": 300}).reduced_decode_side() == 600
+    )
     assert TurkishCLIPImageProcessor(do_resize=False).reduced_decode_side() is None
 
 

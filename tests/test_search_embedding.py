@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import noise_image, tiny_model, tiny_processor
+from builders import noise_image, sequential_rows, tiny_model, tiny_processor
 
 from search.embedding import embed_images
 
@@ -45,33 +45,6 @@ def test_the_pixel_limit_is_the_processors(tmp_path: Path, model, monkeypatch) -
 # The pipelined engine: same rows as one stage after the other, bounded memory.
 
 
-def sequential_rows(model, paths: list[Path], batch_size: int, reduced: bool = False):
-    """The engine's result computed one stage after the other, as the index did before decoding
-    and the model overlapped: each run of `batch_size` paths decoded, then its readable images
-    embedded in one call."""
-    import torch
-
-    from search.embedding import prepare_image
-
-    processor = model.processor.image_processor
-    rows, kept, failures, retry, warnings = [], [], {}, {}, []
-    for start in range(0, len(paths), batch_size):
-        arrays = []
-        for position in range(start, min(start + batch_size, len(paths))):
-            pixels, reason, transient = prepare_image(paths[position], processor, reduced)
-            if pixels is None:
-                (retry if transient else failures)[position] = reason
-                warnings.append(f"skipped: {reason}" + (" (tried again next run)" if transient else ""))
-                continue
-            arrays.append(pixels)
-            kept.append(position)
-        if arrays:
-            with torch.inference_mode():
-                features = model.embed_pixel_values(torch.from_numpy(np.stack(arrays)))
-            rows.append(torch.nn.functional.normalize(features.float(), dim=-1).numpy())
-    return np.concatenate(rows), kept, failures, retry, warnings
-
-
 def mixed_folder(folder: Path) -> list[Path]:
     """Photos, some large enough for a reduced decode, among a corrupt file and a missing one."""
     from builders import photo_like
@@ -95,7 +68,9 @@ def test_pipelined_rows_are_the_sequential_rows_bit_for_bit(
     tmp_path, model, reduced, batch_size, threads, queue
 ) -> None:
     paths = mixed_folder(tmp_path / "photos")
-    rows, kept, failures, retry, expected_warnings = sequential_rows(model, paths, batch_size, reduced)
+    rows, kept, failures, retry, expected_warnings = sequential_rows(
+        model, paths, batch_size, reduced
+    )
     progress, warnings = [], []
     result = embed_images(
         model,
