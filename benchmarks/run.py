@@ -492,6 +492,7 @@ def training_rows(scale: Scale) -> list[Row]:
 # Table
 
 FORMATS = {"/s": "{:.1f}/s", "ms": "{:.0f} ms", "s": "{:.3f} s", "MB": "{:.0f} MB", "": "{:.5f}"}
+FORMATS["%"] = "{:.0f}%"
 
 
 def print_table(rows: list[Row], header: str) -> None:
