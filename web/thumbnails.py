@@ -8,11 +8,15 @@ import hashlib
 import io
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from pathlib import Path
 
 THUMBNAIL_SIZE = 256
 CACHE_ENTRIES = 512
 ROUTE = "/thumbnail"
+# Photos decoded at once, whatever the number of requests: each decode of a camera photo holds
+# its full pixels for a moment (a 42 MP photo is 126 MB), so requests beyond this wait.
+MAX_DECODES = 2
 
 
 class ThumbnailRefused(Exception):
@@ -37,6 +41,9 @@ class ThumbnailFiles:
         self._paths = {thumbnail_id(path): path for path in relative_paths}
         self._cache: OrderedDict = OrderedDict()
         self._cache_lock = threading.Lock()
+        # One decode per file at a time: requests for a photo being rendered wait for that render.
+        self._rendering: dict[tuple, Future] = {}
+        self._decode_slots = threading.BoundedSemaphore(MAX_DECODES)
 
     def url(self, relative_path: str) -> str:
         return f"{ROUTE}/{thumbnail_id(relative_path)}"
@@ -65,11 +72,25 @@ class ThumbnailFiles:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        data = _render(real, self.max_pixels)
+            pending = self._rendering.get(key)
+            if pending is None:
+                self._rendering[key] = rendering = Future()
+        if pending is not None:
+            return pending.result()  # another request is rendering this very file
+        try:
+            with self._decode_slots:
+                data = _render(real, self.max_pixels)
+        except BaseException as error:
+            rendering.set_exception(error)
+            raise
+        finally:
+            with self._cache_lock:
+                self._rendering.pop(key, None)
         with self._cache_lock:
             self._cache[key] = data
             while len(self._cache) > CACHE_ENTRIES:
                 self._cache.popitem(last=False)
+        rendering.set_result(data)
         return data
 
 
