@@ -5,6 +5,7 @@ by Turkish text or by image, and zero-shot evaluation on image folders and capti
     python cli.py index photos/ --index photos.index
     python cli.py search "sahilde koşan bir köpek" --index photos.index
     python cli.py evaluate --images dataset/
+    python cli.py evaluate --benchmark xm3600 --data xm3600/ --language tr
 
 torch and transformers are imported only inside the commands, so `--help` answers at once.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.benchmarks import BENCHMARKS, benchmark_result, read_benchmark, retrieval_metrics
 from evaluation.inputs import read_captions, read_class_labels
 from evaluation.metrics import RECALL_KS
 from evaluation.zero_shot import caption_report, class_images, classification_report
@@ -28,10 +30,18 @@ from inference.loading import (
     load_pipeline,
     model_source,
 )
-from search.ann import DEFAULT_ANN_THRESHOLD, exact_search, read_ann, rebuild_ann
+from search.ann import (
+    DEFAULT_ANN_THRESHOLD,
+    PROMISED_RECALL,
+    exact_search,
+    nprobe_for_recall,
+    read_ann,
+    rebuild_ann,
+)
+from search.calibration import caption_queries_or_rows
 from search.embedding import EmbeddedImages, embed_images
 from search.file_names import name_fields
-from search.fingerprint import fingerprint_differences, model_fingerprint
+from search.fingerprint import check_model_for_index
 from search.image_index import load_index
 from search.scanning import scan_images
 from search.updating import update_index
@@ -181,15 +191,18 @@ def _embed_for_index(
     except ImportError as error:
         raise CLIError(f"--engine ray needs Ray Data ({error}): pip install 'ray[data]'") from None
 
-    options = RayOptions(
-        address=args.ray_address,
-        gpus_per_worker=args.gpus_per_worker,
-        reduced_decode=not args.exact_decode,
-    )
+    options = RayOptions(address=args.ray_address, gpus_per_worker=args.gpus_per_worker)
     with _progress(len(paths), "images", args.quiet) as bar:
         try:
             return embed_image_files_ray(
-                *source, paths, args.batch_size, folder, options, _warn, bar.update
+                *source,
+                paths,
+                args.batch_size,
+                folder,
+                options,
+                _warn,
+                bar.update,
+                reduced_decode=not args.exact_decode,
             )
         except RayRunError as error:
             raise CLIError(f"{error}; run the same command again to resume") from None
@@ -205,9 +218,17 @@ def run_search(args: argparse.Namespace) -> int:
         raise CLIError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
     if not index.files:
         raise CLIError(f"index {folder} is empty")
-    ann = None if args.exact or "ann" not in index.meta else read_ann(folder, index.meta)
+    has_ann = "ann" in index.meta
+    if args.nprobe is not None and not has_ann:
+        _warn(f"warning: index {folder} has no approximate structure: --nprobe is not used")
+    nprobe = args.nprobe
+    if has_ann and args.recall is not None:  # None: calibration never reached it; exact search
+        nprobe = nprobe_for_recall(index.meta["ann"], args.recall)
+    exact = args.exact or not has_ann or (args.recall is not None and nprobe is None)
+    ann = None if exact else read_ann(folder, index.meta)
     model = _load(args, *choose_model(args.model, args.revision, index.meta))
-    _warn_if_model_changed(folder, index.meta, model)
+    # By content: any model whose image side made these rows may search them.
+    check_model_for_index(str(folder), index.meta, model, model.processor)
     if queries is not None:
         vectors = embed_texts(model, queries, 32, args.quiet)
     elif args.image is None:
@@ -221,7 +242,7 @@ def run_search(args: argparse.Namespace) -> int:
     if ann is None:
         scores, rows = exact_search(index.embeddings, vectors, args.top_k)
     else:
-        scores, rows = ann.search(vectors, args.top_k)
+        scores, rows = ann.search(vectors, args.top_k, nprobe)
     root = Path(index.meta["root"])
     for number, (row_scores, row_ids) in enumerate(zip(scores, rows)):
         ranked = [
@@ -271,32 +292,89 @@ def run_ann(args: argparse.Namespace) -> int:
     folder = Path(args.index).expanduser()
     if not folder.is_dir():
         raise CLIError(f"no index in {str(folder)!r}: build one with `cli.py index FOLDER --index`")
-    entry = rebuild_ann(folder, args.wait, _warn)
+
+    def queries(meta: dict) -> np.ndarray | None:
+        """Text embeddings of the built-in captions, from the index's model (or --model)."""
+        try:
+            model = _load(args, *choose_model(args.model, args.revision, meta))
+        except (OSError, ValueError) as error:
+            if args.model is not None:
+                raise
+            _warn(
+                f"warning: the index's model cannot be loaded ({_one_line(error)}): the structure "
+                "is calibrated on the index's own rows, not on text queries; name the model with "
+                "--model to calibrate on text"
+            )
+            return None
+        check_model_for_index(str(folder), meta, model, model.processor)
+        return caption_queries_or_rows(model, _warn)
+
+    entry = rebuild_ann(folder, args.wait, _warn, queries)
+    calibrated = (
+        f"{entry['queries']} Turkish captions"
+        if entry.get("calibration") == "captions"
+        else "its own rows"
+    )
     print(
         f"{printable(folder)}: {entry['kind']} over {entry['rows']} rows, {entry['lists']} lists, "
-        f"{entry['nprobe']} searched per query (recall@10 {entry['recall']:.3f} on its own rows)"
+        f"{entry['nprobe']} searched per query (recall@10 {entry['recall']:.3f} on {calibrated})"
     )
     return 0
 
 
-def _warn_if_model_changed(folder: Path, meta: dict, model) -> None:
-    recorded = meta.get("fingerprint")
-    if recorded is None:  # a version 1 index: nothing to compare with
-        return
-    changed = fingerprint_differences(recorded, model_fingerprint(model, model.processor))
-    if changed:
-        parts = " and ".join(part.replace("_", " ") for part in changed)
-        _warn(
-            f"warning: the model's {parts} differ from those index {printable(folder)} was built "
-            "with; "
-            "scores may be meaningless (rebuild it with `cli.py index ... --reembed`)"
-        )
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
+    if args.benchmark is None and (args.data is not None or args.language is not None):
+        raise CLIError("--data and --language go with --benchmark")
+    if args.benchmark is not None:
+        return _evaluate_benchmark(args)
     if args.images is not None:
         return _evaluate_folder(args)
     return _evaluate_captions(args)
+
+
+def _evaluate_benchmark(args: argparse.Namespace) -> int:
+    """Recall@k both ways on XM3600 or XTD10, in CLIP_benchmark's result layout."""
+    from evaluation.model_cards import contamination_warning
+
+    if args.data is None:
+        raise CLIError(f"--benchmark {args.benchmark} needs --data DIR, the benchmark's folder")
+    if args.template:
+        raise CLIError("--template applies to --images (class labels), not to --benchmark")
+    root = existing_dir(args.data, "benchmark folder")
+    language = args.language or "tr"
+    found = read_benchmark(args.benchmark, root, language)
+    if found.missing:
+        total = len(found.missing) + len(found.images)
+        _warn(
+            f"warning: {len(found.missing)} of {total} images are missing from {root / 'images'} "
+            f"and are skipped with their captions (first: {found.missing[0]})"
+        )
+    if not found.images:
+        raise CLIError(f"none of the images of {root} are there")
+    source = model_source(args.model or DEFAULT_MODEL)
+    warning = contamination_warning(args.benchmark, source, args.revision)
+    if warning:
+        _warn(warning)
+    model = _load(args, source, args.revision)
+    embedded = embed_image_files(model, found.images, args.batch_size, args.quiet)
+    unreadable = len(found.images) - len(embedded.kept)
+    if unreadable:
+        _warn(f"warning: {unreadable} images could not be read and are skipped")
+    if not embedded.kept:
+        raise CLIError(f"none of the images of {root} could be read")
+    captions = [found.captions[index] for index in embedded.kept]
+    text_embeds = embed_texts(model, captions, args.batch_size, args.quiet)
+    metrics = retrieval_metrics(text_embeds, embedded.embeddings)
+    result = benchmark_result(args.benchmark, args.model or DEFAULT_MODEL, language, metrics)
+    if args.json:
+        print(json_line(result))
+        return 0
+    print(f"{args.benchmark} ({language}): {len(captions)} images, one caption each")
+    print(f"{'':14s}" + "".join(f"{f'R@{k}':>8s}" for k in RECALL_KS))
+    for name, key in (("text -> image", "image_retrieval"), ("image -> text", "text_retrieval")):
+        cells = "".join(f"{metrics[f'{key}_recall@{k}']:8.1%}" for k in RECALL_KS)
+        print(f"{name:14s}{cells}")
+    return 0
 
 
 def _evaluate_folder(args: argparse.Namespace) -> int:
@@ -466,9 +544,22 @@ def _check_trust(args: argparse.Namespace) -> None:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _recall(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}")
     return value
 
 
@@ -593,8 +684,22 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--queries", metavar="FILE", help="one Turkish query per line; prints JSON lines"
     )
-    search.add_argument(
+    breadth = search.add_mutually_exclusive_group()
+    breadth.add_argument(
         "--exact", action="store_true", help="exact search even where the index has a structure"
+    )
+    breadth.add_argument(
+        "--recall",
+        type=_recall,
+        metavar="R",
+        help=f"approximate search wide enough for this recall@10 (the structure's default aims "
+        f"at {PROMISED_RECALL} with a margin; 1 searches exactly)",
+    )
+    breadth.add_argument(
+        "--nprobe",
+        type=_positive_int,
+        metavar="N",
+        help="approximate search through N inverted lists per query (more: slower, more recall)",
     )
     search.set_defaults(run=run_search)
 
@@ -617,6 +722,13 @@ def build_parser() -> argparse.ArgumentParser:
     data = evaluate.add_mutually_exclusive_group(required=True)
     data.add_argument("--images", metavar="ROOT", help="one subfolder of images per class")
     data.add_argument("--captions", metavar="FILE", help="TSV lines: image path<TAB>caption")
+    data.add_argument(
+        "--benchmark",
+        choices=BENCHMARKS,
+        help="a standard retrieval benchmark in its publisher's layout (needs --data)",
+    )
+    evaluate.add_argument("--data", metavar="DIR", help="the --benchmark's folder")
+    evaluate.add_argument("--language", metavar="L", help="--benchmark caption language (tr)")
     evaluate.add_argument("--json", action="store_true", help="one JSON object")
     evaluate.set_defaults(run=run_evaluate)
     return parser

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
             eval=_source(args, args.eval, args.eval_split),
             output=Path(args.output),
             text_encoder=args.text_encoder,
+            dataset_names=tuple(args.dataset_name),
             frozen_epochs=args.frozen_epochs,
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -90,6 +91,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             required=True,
             help="TSV (english<TAB>turkish), JSONL, datasets folder or Hub dataset id",
         )
+    data.add_argument(
+        "--dataset-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="what local pairs were made from (coco for translated COCO captions), listed in "
+        "the model card's datasets; may be repeated",
+    )
     data.add_argument("--english-column", default="en", help="JSONL/datasets field (en)")
     data.add_argument("--turkish-column", default="tr", help="JSONL/datasets field (tr)")
     data.add_argument("--train-split", default="train", help="split of a dataset (train)")

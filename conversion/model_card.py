@@ -16,6 +16,9 @@ from conversion.verification import Check
 from turkish_clip import DEFAULT_TEMPLATE, TurkishCLIPConfig
 
 BASE_MODELS = (DEFAULT_TEXT_SOURCE, "openai/clip-vit-base-patch32")
+# The original text tower was trained on COCO captions machine-translated into Turkish; the
+# card's `datasets` says so, which is what benchmark contamination warnings read.
+TRAINING_DATASETS = ("coco",)
 
 
 def model_card(
@@ -43,6 +46,9 @@ Turkish texts and images in one embedding space, as one PyTorch model: the fine-
 DistilBERT of [monatis/turkish-clip](https://github.com/monatis/turkish-clip), mean-pooled over
 the attention mask and projected by that project's Dense head (`clip_head.h5`), beside OpenAI
 CLIP ViT-B/32's image encoder. The weights are the original ones, converted, not retrained.
+The original text tower was trained on COCO captions machine-translated into Turkish (a corpus
+never released): figures on benchmarks built from COCO images, such as XTD10, may be
+contaminated; Crossmodal-3600 is the clean comparison.
 
 ## Usage
 
@@ -174,6 +180,7 @@ def card_metadata() -> ModelCardData:
         library_name="transformers",
         pipeline_tag="zero-shot-image-classification",
         base_model=list(BASE_MODELS),
+        datasets=list(TRAINING_DATASETS),
         tags=["clip", "turkish", "zero-shot-image-classification"],
     )
 

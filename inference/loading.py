@@ -22,7 +22,7 @@ BACKENDS = ("torch", "onnx")
 
 
 class ModelChoiceError(ValueError):
-    """The model asked for is missing, unsafe to load, or not the one an index was built with."""
+    """The model asked for is missing or unsafe to load, or an index names no model."""
 
 
 def model_source(name: str) -> str:
@@ -154,8 +154,12 @@ def needs_remote_code(name: str, revision: str | None, trust_remote_code: bool) 
 def choose_model(
     name: str | None, revision: str | None, meta: dict | None
 ) -> tuple[str, str | None]:
-    """The model for an index: the one it was built with unless another is named, which is an
-    error, because embeddings from two models do not share a space."""
+    """The model for an index: the one named, else the one it was built with.
+
+    Names are not compared: a moved folder or a student with the same image tower serves an
+    index as well as the original. Whether a model's embeddings fit the index's rows is decided
+    by content, once it is loaded (`search.fingerprint.check_model_for_index`).
+    """
     if meta is None:
         return model_source(name or DEFAULT_MODEL), revision
     built_with, built_at = meta.get("model"), meta.get("revision")
@@ -164,16 +168,14 @@ def choose_model(
             "the index's meta.json names no model (its 'model' must be a folder or Hub id, its "
             "'revision' a string or null)"
         )
-    source = model_source(name) if name is not None else built_with
-    if name is None and revision is None:
-        revision = built_at
-    if (source, revision) != (built_with, built_at):
+    if name is not None:
+        return model_source(name), revision
+    if Path(built_with).is_absolute() and not Path(built_with).is_dir():
         raise ModelChoiceError(
-            f"the index was built with model {_model_name(built_with, built_at)}, not "
-            f"{_model_name(source, revision)}; embeddings of two models cannot be mixed "
-            "(use another --index folder)"
+            f"the index was built with model folder {built_with!r}, which is gone: name the "
+            "model (moved, or any copy of it) with --model"
         )
-    return source, revision
+    return built_with, built_at if revision is None else revision
 
 
 def _check_hub_id(name: str, revision: str | None, trust_remote_code: bool) -> None:

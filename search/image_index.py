@@ -1,8 +1,8 @@
 """An on-disk index of image embeddings: its format, reading it safely, writing it atomically.
 
 Format (version 2), in the index folder:
-- meta.json: format, version, model, revision, fingerprint (hashes of the weights and of the
-  processor settings), dim, root (the indexed folder), count, generation, the names of the data
+- meta.json: format, version, model, revision, fingerprint (hashes of the model's image side:
+  search/fingerprint.py), dim, root (the indexed folder), count, generation, the names of the data
   files (embeddings, files), superseded (data files of earlier generations still to delete), and
   the files that could not be read (unreadable);
 - embeddings.<generation>.npy: (count, dim) float32, rows L2-normalised;
@@ -13,6 +13,7 @@ meta.json is replaced last, in one rename, so a crash always leaves the previous
 Version 1 (no fingerprint, superseded or path_bytes) is read too and upgraded on the next write.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -39,7 +40,7 @@ INDEX_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 # The temporary files _write_atomically makes (mkstemp's prefix and suffix around its letters).
 TEMPORARY_NAME = re.compile(
-    r"\.(embeddings\.[0-9]+\.npy|files\.[0-9]+\.jsonl|meta\.json)\.\w+\.tmp"
+    r"\.(embeddings\.[0-9]+\.npy|files\.[0-9]+\.jsonl|ann\.[0-9]+\.faiss|meta\.json)\.\w+\.tmp"
 )
 _READ_ATTEMPTS = 3
 
@@ -160,6 +161,43 @@ def _generation_files(meta: dict | None) -> set[str]:
         return set()
     names = {meta["embeddings"], meta["files"], *meta.get("superseded", [])}
     return names | ({meta["ann"]["file"]} if "ann" in meta else set())
+
+
+def sweep_leftovers(folder: Path, meta: dict | None) -> list[str]:
+    """Removes what a write of this index that failed (a full disk) or was killed left behind:
+    data files of the next generation, a structure of the current one that meta.json (`meta`,
+    as it is now) does not name, and temporary files. Other names, even of the same pattern,
+    may be the user's and are left alone. Run under the index's lock, so that no write is under
+    way. Returns the names removed."""
+    generation = meta["generation"] if meta else 0
+    candidates = {
+        f"embeddings.{generation + 1}.npy",
+        f"files.{generation + 1}.jsonl",
+        f"ann.{generation + 1}.faiss",
+        f"ann.{generation}.faiss",
+    } - _generation_files(meta)
+    removed = []
+    for path in folder.iterdir():
+        own = path.name in candidates or TEMPORARY_NAME.fullmatch(path.name)
+        if own and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return sorted(removed)
+
+
+def discard_unsaved(folder: Path, names: list[str]) -> None:
+    """After a failed write: removes `names`, except those the meta.json on disk now names."""
+    try:
+        named = _generation_files(
+            check_meta(
+                _parse_json((folder / "meta.json").read_bytes(), folder), folder, READABLE_VERSIONS
+            )
+        )
+    except (OSError, ValueError):
+        named = set()
+    for name in set(names) - named:
+        with contextlib.suppress(OSError):  # the next run's sweep_leftovers tries again
+            (folder / name).unlink(missing_ok=True)
 
 
 def _rows(embeddings: np.ndarray) -> np.ndarray:

@@ -12,7 +12,6 @@ files it was made from; the caller removes the folder once the index is written.
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -23,24 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+# RayOptions, RayRunError and start_ray are this engine's interface too (cli.py, benchmarks).
+from parallel.ray_pool import RayOptions, RayRunError, ray_session, start_ray  # noqa: F401
+from parallel.ray_pool import pool_sizes as _pool
 from search.embedding import EmbeddedImages, prepare_image
 
-ROOT = Path(__file__).resolve().parents[1]
 WORK_FOLDER = ".embedding-work"
-# What a cluster's workers get of this checkout when joining one with --ray-address.
-SHIPPED_EXCLUDES = [".git", ".venv*", "tests", "benchmarks", "*.index", "turkish-clip"]
-
-
-class RayRunError(RuntimeError):
-    """A task or actor failed; finished batches stay on disk for the next run."""
-
-
-@dataclass
-class RayOptions:
-    address: str | None = None  # None: a Ray on this machine
-    gpus_per_worker: float | None = None  # None: 1 where the cluster has GPUs, else 0
-    threads_per_worker: int | None = None  # CPU workers; None: the local machine's cores
-    reduced_decode: bool = False  # large JPEGs at a reduced DCT scale (search/embedding.py)
 
 
 @dataclass(frozen=True)
@@ -63,17 +50,19 @@ def embed_image_files_ray(
     options: RayOptions,
     warn: Callable[[str], object] = print,
     advance: Callable[[int], object] = lambda images: None,
+    reduced_decode: bool = False,
 ) -> EmbeddedImages:
     """What the local engine's `embed_images` gives for the same paths: the rows of the readable
     images, their positions in `paths`, and why the others failed (for good, or to retry);
-    `advance` is called with the number of images of each finished batch."""
+    `advance` is called with the number of images of each finished batch. `reduced_decode`
+    decodes large JPEGs at a reduced DCT scale, as the local engine's option does."""
     paths = [Path(path) for path in paths]
     if not paths:
         from turkish_clip import TurkishCLIPConfig
 
         dim = TurkishCLIPConfig.from_pretrained(source, revision=revision).projection_dim
         return EmbeddedImages(np.zeros((0, dim), np.float32))
-    key = _work_key(source, revision, paths, batch_size, options.reduced_decode)
+    key = _work_key(source, revision, paths, batch_size, reduced_decode)
     work = index_folder / WORK_FOLDER / key
     work.mkdir(parents=True, exist_ok=True)
     parts = [
@@ -87,30 +76,13 @@ def embed_image_files_ray(
         if part not in todo:
             advance(part.stop - part.start)
     if todo:
-        _run(source, revision, paths, todo, work, options, advance)
+        _run(source, revision, paths, todo, work, options, advance, reduced_decode)
     return _collect(work, parts, warn)
 
 
 def discard_finished_batches(index_folder: Path) -> None:
     """Removes the part files of every run, once the index they were made for is written."""
     shutil.rmtree(index_folder / WORK_FOLDER, ignore_errors=True)
-
-
-def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Joins the cluster at `address`, or starts a Ray on this machine.
-
-    Workers must import this checkout: a local Ray finds it on PYTHONPATH, a cluster gets a copy.
-    """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-
-    quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
-    if address is None:
-        runtime_env = {"env_vars": {"PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}}
-        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env, **quiet)
-    else:
-        runtime_env = {"working_dir": str(ROOT), "excludes": SHIPPED_EXCLUDES}
-        ray.init(address=address, runtime_env=runtime_env, **quiet)
 
 
 def _work_key(
@@ -140,19 +112,14 @@ def _run(
     work: Path,
     options: RayOptions,
     advance: Callable[[int], object],
+    reduced_decode: bool,
 ) -> None:
     import ray
     import ray.data
 
-    # Ray Data sets up its loggers on import; it would print each stage's start and end.
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    started = not ray.is_initialized()
-    if started:
-        start_ray(options.address)
-    try:
+    with ray_session(options):
         from turkish_clip import TurkishCLIPImageProcessor
 
-        ray.data.DataContext.get_current().enable_progress_bars = False
         processor = TurkishCLIPImageProcessor.from_pretrained(source, revision=revision)
         items = [
             {"part": p.number, "start": p.start, "paths": [str(x) for x in paths[p.start : p.stop]]}
@@ -162,7 +129,7 @@ def _run(
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
         # Half a CPU each keeps decoding in tasks of its own (Ray would otherwise fuse it into
         # the actors, which then wait for it) and lets two run beside each actor.
-        decode = partial(_decode, image_processor=processor, reduced=options.reduced_decode)
+        decode = partial(_decode, image_processor=processor, reduced=reduced_decode)
         dataset = dataset.map(decode, num_cpus=0.5)
         dataset = dataset.map_batches(
             _Embedder,
@@ -176,40 +143,6 @@ def _run(
         )
         for row in dataset.iter_rows():
             advance(int(row["images"]))
-    except ray.exceptions.RayError as error:  # a worker's traceback: its last line says why
-        lines = [line for line in str(error).splitlines() if line.strip()]
-        raise RayRunError(
-            f"the Ray run failed: {lines[-1].strip() if lines else error!r}"
-        ) from None
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def _pool(options: RayOptions) -> tuple[float, int, int]:
-    """GPUs per actor, number of actors, and CPU threads per actor.
-
-    On CPUs each actor reserves one CPU for Ray's bookkeeping but runs `threads` threads, as one
-    process per machine uses the cores better than one per core; decoding tasks share the
-    cores with it and run while it computes.
-    """
-    import ray
-
-    resources = ray.cluster_resources()
-    cluster_gpus = resources.get("GPU", 0)
-    gpus = options.gpus_per_worker
-    if gpus is None:
-        gpus = 1.0 if cluster_gpus else 0.0
-    if gpus > cluster_gpus:
-        raise ValueError(
-            f"--gpus-per-worker {gpus:g} asks for more GPUs than the Ray cluster has "
-            f"({cluster_gpus:g})"
-        )
-    if gpus > 0:
-        return gpus, max(1, int(cluster_gpus // gpus)), 1
-    threads = options.threads_per_worker or os.cpu_count() or 1
-    nodes = max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
-    return 0.0, nodes, threads
 
 
 def _decode(item: dict, image_processor, reduced: bool = False) -> dict:

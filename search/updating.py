@@ -6,23 +6,31 @@ new one, so two runs on one index take turns and each sees the other's images.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from search.ann import update_ann
+from search.ann import ann_file_name, update_ann
+from search.calibration import caption_queries_or_rows
 from search.embedding import EmbeddedImages
-from search.fingerprint import fingerprint_differences, model_fingerprint
-from search.image_index import Index, check_index_folder, load_index, save_index
+from search.fingerprint import check_model_for_index, model_fingerprint
+from search.image_index import (
+    Index,
+    check_index_folder,
+    discard_unsaved,
+    load_index,
+    replace_meta,
+    save_index,
+    sweep_leftovers,
+)
 from search.locking import index_lock
 from search.scanning import scan_folder
 
-# Image rows depend on these parts of the fingerprint; the tokenizer only affects text queries.
-IMAGE_PARTS = ("weights", "image_processor")
-
 
 class IndexMismatchError(ValueError):
-    """The index belongs to another folder, or to a model other than the one loaded."""
+    """The index belongs to another folder, or to a model of another embedding size (a model
+    whose image side differs is `search.fingerprint.ModelMismatchError`)."""
 
 
 @dataclass
@@ -120,6 +128,9 @@ def update_index(
     check_index_folder(folder)  # before the lock file is created in someone's own folder
     with index_lock(folder, wait, warn):
         old = load_index(folder)
+        if folder.is_dir():
+            for name in sweep_leftovers(folder, old.meta if old else None):
+                warn(f"removed {name} from {folder}, left by an update that did not finish")
         source, revision = choose(old.meta if old else None)
         if old and old.meta["root"] != str(root):
             raise IndexMismatchError(
@@ -132,12 +143,24 @@ def update_index(
         plan = _plan(old, scan.found, scan.uncertain, reembed)
         for entry in plan.still_unreadable:
             warn(f"skipped: {entry['reason']} (unchanged since the last run)")
-        if old and not plan.has_changes and not reembed:
+        up_to_date = old is not None and not plan.has_changes and not reembed
+        # A model named anew (a moved folder, a student) is checked even when nothing changed,
+        # so that an option is never silently ignored, and recorded for the next runs.
+        renamed = old is not None and (source, revision) != (
+            old.meta["model"],
+            old.meta["revision"],
+        )
+        if up_to_date and not renamed:
             return UpdateSummary(len(old.files), unchanged=len(plan.keep), up_to_date=True)
         model = load(source, revision)
         fingerprint = model_fingerprint(model, model.processor)
         if old and not reembed:
-            _check_same_model(folder, old, model.config.projection_dim, fingerprint, warn)
+            _check_same_model(folder, old, model, fingerprint, warn)
+        if up_to_date:
+            replace_meta(
+                folder, dict(old.meta, model=source, revision=revision, fingerprint=fingerprint)
+            )
+            return UpdateSummary(len(old.files), unchanged=len(plan.keep), up_to_date=True)
         paths = plan.to_embed
         embedded = embed(model, [root / path for path in paths])
         files, rows, summary = _merge(old, plan, paths, embedded, scan.found)
@@ -147,11 +170,16 @@ def update_index(
         ]
         meta = dict(model=source, revision=revision, fingerprint=fingerprint, root=str(root))
         meta.update(dim=model.config.projection_dim, unreadable=sorted(unreadable, key=_path))
-        if ann_threshold is not None:
-            generation = (old.meta["generation"] if old else 0) + 1
-            had_ann = {"ann": old.meta["ann"]} if old and "ann" in old.meta else {}
-            meta = update_ann(folder, meta | had_ann, rows, ann_threshold, generation)
-        save_index(folder, meta, files, rows, old.meta if old else None)
+        generation = (old.meta["generation"] if old else 0) + 1
+        try:
+            if ann_threshold is not None:
+                had_ann = {"ann": old.meta["ann"]} if old and "ann" in old.meta else {}
+                queries = partial(caption_queries_or_rows, model, warn)
+                meta = update_ann(folder, meta | had_ann, rows, ann_threshold, generation, queries)
+            save_index(folder, meta, files, rows, old.meta if old else None)
+        except BaseException:  # a full disk, say: leave no file that meta.json does not name
+            discard_unsaved(folder, _generation_names(generation))
+            raise
     summary.unreadable = len(unreadable)
     return summary
 
@@ -181,8 +209,9 @@ def _plan(
 
 
 def _check_same_model(
-    folder: Path, old: Index, dim: int, fingerprint: dict, warn: Callable[[str], object]
+    folder: Path, old: Index, model, fingerprint: dict, warn: Callable[[str], object]
 ) -> None:
+    dim = model.config.projection_dim
     if old.meta["dim"] != dim:
         raise IndexMismatchError(
             f"index {folder} holds {old.meta['dim']}-dim embeddings, the model {dim}; "
@@ -191,15 +220,8 @@ def _check_same_model(
     recorded = old.meta.get("fingerprint")
     if recorded is None:
         warn(f"index {folder} records no model fingerprint (format version 1); adopting this one")
-        return
-    differences = fingerprint_differences(recorded, fingerprint)
-    changed = [part for part in differences if part in IMAGE_PARTS]
-    if changed:
-        raise IndexMismatchError(
-            f"the model's {' and '.join(p.replace('_', ' ') for p in changed)} differ from those "
-            f"the index {folder} was built with (same name, other content); re-embed everything "
-            "with --reembed, or use another --index folder"
-        )
+    # By content, not by name: any model with the same image side may add rows.
+    check_model_for_index(str(folder), old.meta, model, model.processor, fingerprint)
 
 
 def _merge(
@@ -236,6 +258,10 @@ def _merge(
     matrix = np.stack([rows[path] for path in order]) if order else np.zeros((0, dim))
     summary.images = len(order)
     return [entries[path] for path in order], matrix.astype(np.float32), summary
+
+
+def _generation_names(generation: int) -> list[str]:
+    return [f"embeddings.{generation}.npy", f"files.{generation}.jsonl", ann_file_name(generation)]
 
 
 def _entry(path: str, found: dict[str, tuple[int, int]]) -> dict:

@@ -69,6 +69,22 @@ def _check_ann(entry: object, path: Path) -> None:
     _require(entry, "file", str, path, "ann")
     _check_name(entry["file"], ANN_NAME, "ann", path)
     _require_int(entry, "nprobe", 1, path, "ann")
+    if "lists" in entry:
+        _require_int(entry, "lists", 1, path, "ann")
+    if "recall" in entry and not _is_curve_point([1, entry["recall"]]):
+        raise IndexFileError(f"{path} (ann): 'recall' must be a number from 0 to 1")
+    curve = entry.get("recall_curve", [])
+    if not isinstance(curve, list) or not all(_is_curve_point(point) for point in curve):
+        raise IndexFileError(f"{path} (ann): 'recall_curve' must be a list of [nprobe, recall]")
+
+
+def _is_curve_point(point: object) -> bool:
+    """[nprobe, recall]: a positive integer and a number from 0 to 1."""
+    if not isinstance(point, list) or len(point) != 2:
+        return False
+    nprobe, recall = point
+    number = isinstance(recall, (int, float)) and not isinstance(recall, bool)
+    return type(nprobe) is int and nprobe >= 1 and number and 0 <= recall <= 1
 
 
 def check_entry(entry: object, path: Path, where: object, with_reason: bool = False) -> dict:

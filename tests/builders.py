@@ -58,6 +58,19 @@ def tiny_processor() -> TurkishCLIPProcessor:
     return TurkishCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
+def tiny_student(seed: int = 0, **overrides) -> TurkishCLIPModel:
+    """`tiny_model(seed)` with every text-side tensor changed and the image side untouched, as
+    distillation with a frozen image tower leaves a student."""
+    from search.fingerprint import is_image_side
+
+    model = tiny_model(seed, **overrides)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if not is_image_side(name) and tensor.is_floating_point():
+                tensor.add_(0.01)
+    return model
+
+
 def save_tiny_model_folder(directory: Path, seed: int = 0, **overrides) -> Path:
     """A complete model folder, as the converter writes it, holding a tiny random model."""
     return save_model_folder(tiny_model(seed, **overrides), tiny_processor(), directory)
@@ -187,6 +200,174 @@ def save_tiny_bert(directory: Path, seed: int = 0) -> Path:
     tokenizer = BertTokenizerFast(str(TOKENIZER_DIR / "vocab.txt"), do_lower_case=False)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+# Translation: a tiny random Marian model with sentencepiece vocabularies trained on the spot.
+
+ENGLISH_WORDS = [*COLOURS, *NOUNS, "a", "the", "on", "in", "with", "two", "small", "big", "runs"]
+TURKISH_WORDS = [*COLOURS.values(), *NOUNS.values(), "bir", "iki", "küçük", "büyük", "koşuyor"]
+
+
+def english_captions(count: int, seed: int = 0) -> list[str]:
+    """`count` English captions of 3 to 8 words from the vocabulary above."""
+    import random
+
+    generator = random.Random(seed)
+    return [
+        " ".join(generator.choice(ENGLISH_WORDS) for _ in range(generator.randint(3, 8)))
+        for _ in range(count)
+    ]
+
+
+def _train_sentencepiece(prefix: Path, sentences: list[str], vocab_size: int) -> Path:
+    import sentencepiece
+
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_prefix=str(prefix),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
+    return prefix.with_suffix(".model")
+
+
+INIT_STD = 0.3  # larger than Marian's 0.02, so that each caption gets a translation of its own
+
+
+def save_tiny_marian(directory: Path, seed: int = 0) -> Path:
+    """A tiny random MarianMTModel with its MarianTokenizer (source.spm, target.spm, vocab.json),
+    saved as a folder. Like a real model early in training, it often loops on one word."""
+    import json as json_module
+
+    import sentencepiece
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    english = english_captions(300, seed=1)
+    words = len(TURKISH_WORDS)
+    turkish = [" ".join(TURKISH_WORDS[i % words] for i in range(k, k + 5)) for k in range(words)]
+    source = _train_sentencepiece(directory / "src", english, 60)
+    target = _train_sentencepiece(directory / "tgt", turkish * 5, 60)
+    pieces = ["</s>", "<unk>"]
+    for model_file in (source, target):
+        processor = sentencepiece.SentencePieceProcessor(model_file=str(model_file))
+        pieces += [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+    pieces = list(dict.fromkeys(p for p in pieces if p not in ("<s>", "<pad>")))
+    pieces.append("<pad>")
+    vocab = {piece: index for index, piece in enumerate(pieces)}
+    (directory / "vocab.json").write_text(json_module.dumps(vocab), encoding="utf-8")
+    source.rename(directory / "source.spm")
+    target.rename(directory / "target.spm")
+    tokenizer = MarianTokenizer(
+        str(directory / "source.spm"), str(directory / "target.spm"), str(directory / "vocab.json")
+    )
+    config = MarianConfig(
+        vocab_size=len(vocab),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        init_std=INIT_STD,
+        pad_token_id=vocab["<pad>"],
+        eos_token_id=vocab["</s>"],
+        decoder_start_token_id=vocab["<pad>"],
+        forced_eos_token_id=vocab["</s>"],
+    )
+    torch.manual_seed(seed)
+    model = MarianMTModel(config).eval()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    for leftover in ("src.vocab", "tgt.vocab"):
+        (directory / leftover).unlink(missing_ok=True)
+    return directory
+
+
+def save_tiny_m2m100(directory: Path, seed: int = 0) -> Path:
+    """A tiny random M2M100ForConditionalGeneration with its M2M100Tokenizer (a sentencepiece
+    model and vocab.json, the language tokens `__en__`, `__tr__`, ... after them)."""
+    import json as json_module
+
+    import sentencepiece
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, M2M100Tokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    words = len(TURKISH_WORDS)
+    turkish = [" ".join(TURKISH_WORDS[i % words] for i in range(k, k + 5)) for k in range(words)]
+    spm = _train_sentencepiece(directory / "spm", english_captions(300, seed=1) + turkish, 80)
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(spm))
+    pieces = ["<s>", "<pad>", "</s>", "<unk>"]
+    pieces += [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+    vocab = {piece: index for index, piece in enumerate(dict.fromkeys(pieces))}
+    (directory / "vocab.json").write_text(json_module.dumps(vocab), encoding="utf-8")
+    spm.rename(directory / "sentencepiece.bpe.model")
+    (directory / "spm.vocab").unlink(missing_ok=True)
+    tokenizer = M2M100Tokenizer(
+        str(directory / "vocab.json"), str(directory / "sentencepiece.bpe.model")
+    )
+    languages = len(tokenizer.lang_code_to_id) + tokenizer.num_madeup_words
+    config = M2M100Config(
+        vocab_size=tokenizer.encoder_size + languages,  # the language tokens come after
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        init_std=INIT_STD,
+        pad_token_id=vocab["<pad>"],
+        bos_token_id=vocab["<s>"],
+        eos_token_id=vocab["</s>"],
+        decoder_start_token_id=vocab["</s>"],
+    )
+    torch.manual_seed(seed)
+    M2M100ForConditionalGeneration(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def save_tiny_nllb(directory: Path, seed: int = 0) -> Path:
+    """A tiny random NLLB-200 (M2M100ForConditionalGeneration) with an NllbTokenizer of single
+    characters and NLLB's 202 language codes (`eng_Latn`, `tur_Latn`, ...)."""
+    import string
+
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for character in "▁" + string.ascii_lowercase + "çğıöşü":
+        vocab[character] = len(vocab)
+    tokenizer = NllbTokenizer(vocab=vocab, merges=[], src_lang="eng_Latn")
+    config = M2M100Config(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=128,
+        init_std=INIT_STD,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+    )
+    torch.manual_seed(seed)
+    M2M100ForConditionalGeneration(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+# Photos for the indexing engine.
 
 
 def photo_like(width: int, height: int, seed: int = 0):

@@ -34,3 +34,14 @@ def test_quick_run_prints_both_tables_with_exact_recall_of_one() -> None:
             if name.startswith("exact"):
                 assert float(recall) == 1.0
     assert float(rows["IVF-SQ8 (chosen)"][0][4]) >= 0.95
+    text = {}
+    for line in done.stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| calibrated on") and len(cells) == 5:
+            text[cells[0]] = cells[1:]
+    assert set(text) == {"calibrated on nudged rows", "calibrated on text-like queries"}
+    for build_s, nprobe, p50, recall in text.values():
+        assert float(build_s) >= 0 and int(nprobe) >= 1 and float(p50) > 0
+        assert 0 <= float(recall) <= 1
+    # Calibrated on text-like queries, other text-like queries reach the promised recall.
+    assert float(text["calibrated on text-like queries"][3]) >= 0.95

@@ -316,12 +316,20 @@ def test_interrupted_index_write_keeps_the_previous_index(
 
 def test_index_refuses_another_model(capsys, tmp_path, photos, model_dir) -> None:
     index = tmp_path / "index"
+    other = save_tiny_model_folder(tmp_path / "other", seed=1)
     assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 0
+    # Refused by content, even when no photo changed: a named model is never silently ignored.
     for command in (["index", photos], ["search", "deniz"]):
-        code, out, err = run(capsys, *command, "--index", index, "--model", "someone/other-clip")
+        code, out, err = run(capsys, *command, "--index", index, "--model", other)
         assert code == 1 and out == ""
-        assert "someone/other-clip" in err and str(model_dir.resolve()) in err
-        assert len(err.strip().splitlines()) == 1
+        errors = [line for line in err.splitlines() if not line.startswith("skipped: ")]
+        assert len(errors) == 1 and str(model_dir.resolve()) in errors[0]
+        assert errors[0].startswith("error: ") and "--reembed" in errors[0]
+    # The same model in another place is accepted, and recorded for the next runs.
+    moved = shutil.copytree(model_dir, tmp_path / "moved")
+    code, out, _ = run(capsys, "index", photos, "--index", index, "--model", moved)
+    assert code == 0 and "up to date" in out
+    assert json.loads((index / "meta.json").read_text())["model"] == str(moved.resolve())
 
 
 def test_index_refuses_missing_folder_and_foreign_index_folder(capsys, tmp_path, photos) -> None:

@@ -156,3 +156,111 @@ def test_ray_options_without_the_ray_engine_are_refused(capsys, tmp_path, photos
     code, _, err = run(capsys, "index", photos, "--index", tmp_path / "x.index", *option)
     assert (code, err) == (1, "error: --ray-address and --gpus-per-worker need --engine ray\n")
     assert not (tmp_path / "x.index").exists()
+
+
+# Calibration on Turkish captions, and a wider or narrower search per query.
+
+
+def test_index_and_ann_calibrate_on_the_models_caption_embeddings(
+    capsys, monkeypatch, tmp_path, photos, model_dir
+) -> None:
+    from search import calibration
+
+    folder = tmp_path / "photos.index"
+    build(capsys, photos, folder, model_dir, "--ann-threshold", 5)
+    entry = load_index(folder).meta["ann"]
+    count = len(calibration.calibration_captions())
+    assert (entry["calibration"], entry["queries"]) == ("captions", count)
+    code, out, err = run(capsys, "ann", "--index", folder)
+    assert code == 0, err
+    assert f"on {count} Turkish captions" in out
+    # Without its model (moved away), the structure is still built, on the rows, and says so.
+    model_dir.rename(tmp_path / "moved")
+    try:
+        code, out, err = run(capsys, "ann", "--index", folder)
+    finally:
+        (tmp_path / "moved").rename(model_dir)
+    assert code == 0 and "on its own rows" in out
+    assert "calibrated on the index's own rows" in err and "--model" in err
+    assert load_index(folder).meta["ann"]["calibration"] == "rows"
+
+
+def test_recall_and_nprobe_options_choose_the_breadth_of_one_search(
+    capsys, monkeypatch, tmp_path, photos, model_dir
+) -> None:
+    from search import ann as ann_module
+
+    folder = tmp_path / "photos.index"
+    build(capsys, photos, folder, model_dir, "--ann-threshold", 5)
+    probes = []
+    search = ann_module.ANN.search
+    monkeypatch.setattr(
+        ann_module.ANN,
+        "search",
+        lambda self, q, k, nprobe=None: probes.append(nprobe) or search(self, q, k, nprobe),
+    )
+    query = ["search", "deniz", "--index", folder, "--json"]
+    assert run(capsys, *query, "--nprobe", 3)[0] == 0
+    assert probes == [3]
+    code, exact, _ = run(capsys, *query, "--recall", 1)  # only exact search promises all
+    assert code == 0 and probes == [3]
+    assert exact == run(capsys, *query, "--exact")[1]
+    assert run(capsys, *query, "--recall", 0.5)[0] == 0
+    assert len(probes) == 2 and probes[1] is not None
+    for bad in (["--recall", 0], ["--recall", "1.5"], ["--nprobe", 0], ["--nprobe", "x"]):
+        code, _, err = run(capsys, *query, *bad)
+        assert code == 2 and f"argument {bad[0]}" in err and "Traceback" not in err
+    code, _, err = run(capsys, *query, "--nprobe", 2, "--exact")
+    assert code == 2 and "not allowed with" in err
+
+
+def test_nprobe_on_an_index_without_a_structure_says_it_is_not_used(
+    capsys, tmp_path, photos, model_dir
+) -> None:
+    folder = tmp_path / "small.index"
+    build(capsys, photos, folder, model_dir)
+    code, out, err = run(capsys, "search", "deniz", "--index", folder, "--nprobe", 4)
+    assert code == 0 and out and "--nprobe is not used" in err
+
+
+# Hostile numbers and files.
+
+
+@pytest.mark.parametrize("exact", [[], ["--exact"]])
+def test_a_huge_top_k_lists_every_image_once(capsys, tmp_path, photos, model_dir, exact) -> None:
+    folder = tmp_path / "photos.index"
+    build(capsys, photos, folder, model_dir, "--ann-threshold", 5)
+    code, out, err = run(
+        capsys, "search", "deniz", "--index", folder, "--json", "--top-k", 3_000_000_000, *exact
+    )
+    assert code == 0, err
+    paths = [path for path, _ in results(out)]
+    assert sorted(paths) == sorted(str(path) for path in photos.iterdir())
+
+
+@pytest.mark.parametrize("value", ["1e11", "2.5", "-3", "0", "on"])
+def test_a_top_k_that_is_not_a_positive_integer_is_an_argument_error(
+    capsys, tmp_path, value
+) -> None:
+    code, out, err = run(capsys, "search", "deniz", "--index", tmp_path, "--top-k", value)
+    assert (code, out) == (2, "")
+    assert f"argument --top-k: must be a positive integer, got '{value}'" in err
+
+
+def test_a_structure_naming_rows_the_index_lacks_is_refused_by_name(
+    capsys, tmp_path, photos, model_dir
+) -> None:
+    import faiss
+
+    folder = tmp_path / "photos.index"
+    build(capsys, photos, folder, model_dir, "--ann-threshold", 5)
+    index = load_index(folder)
+    path = folder / index.meta["ann"]["file"]
+    structure = faiss.deserialize_index(np.frombuffer(path.read_bytes(), dtype=np.uint8))
+    structure.reset()
+    structure.add_with_ids(index.embeddings, np.arange(12, dtype=np.int64) + 500)
+    path.write_bytes(faiss.serialize_index(structure).tobytes())
+    code, out, err = run(capsys, "search", "deniz", "--index", folder)
+    assert (code, out) == (1, "") and len(err.splitlines()) == 1
+    assert err.startswith(f"error: approximate index {path} names row 5")
+    assert "outside the index's rows 0..11" in err and "--exact" in err

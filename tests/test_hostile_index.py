@@ -19,7 +19,7 @@ import huggingface_hub.utils
 import numpy as np
 import pytest
 import transformers.utils.logging
-from builders import noise_image, save_tiny_model_folder, tiny_model, tiny_processor
+from builders import noise_image, save_tiny_model_folder, tiny_model, tiny_processor, tiny_student
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -432,11 +432,11 @@ def test_a_model_replaced_in_place_is_refused_then_reembedded_on_request(
     noise_image(root / "c.png", 2)
     code, out, err = run(capsys, "index", root, "--index", folder)
     assert (code, out) == (1, "")
-    assert "--reembed" in err and "weights" in err and len(err.strip().splitlines()) == 1
+    assert "--reembed" in err and "image tower" in err and len(err.strip().splitlines()) == 1
     assert load_index(folder).meta == before.meta  # nothing was mixed in
 
-    code, out, err = run(capsys, "search", "deniz", "--index", folder)
-    assert code == 0 and "weights" in err and "differ" in err
+    code, out, err = run(capsys, "search", "deniz", "--index", folder)  # its rows cannot be ranked
+    assert (code, out) == (1, "") and "image tower" in err and "--reembed" in err
 
     code, out, _ = run(capsys, "index", root, "--index", folder, "--reembed")
     assert code == 0 and "3 images (1 added, 2 updated" in out
@@ -583,11 +583,7 @@ def test_a_version_1_index_searches_and_is_upgraded_on_the_next_write(
     assert code == 0 and "1 added, 0 updated, 0 removed, 2 unchanged" in out
     assert "version 1" in err
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["version"] == 2 and set(meta["fingerprint"]) == {
-        "weights",
-        "image_processor",
-        "tokenizer",
-    }
+    assert meta["version"] == 2 and set(meta["fingerprint"]) == {"image_tower", "image_processor"}
     assert not (folder / "embeddings.1.npy").exists()
     assert assert_rows_match_files(folder, root.resolve(), saved) == sorted(names + ["c.png"])
 
@@ -612,3 +608,162 @@ def test_search_by_image_uses_the_models_pixel_limit(capsys, tmp_path, model_dir
     code, out, err = run(capsys, "search", "--image", big, "--index", folder)
     assert (code, out) == (1, "")
     assert "big.png" in err and "1,000" in err and len(err.strip().splitlines()) == 1
+
+
+# 12. An index belongs to the model's image side, wherever the model lives.
+
+
+def index_photos(capsys, root: Path, folder: Path, model_dir: Path, *names: str) -> str:
+    """Adds photos `names` to `root`, then indexes it with `model_dir`; returns the output."""
+    for name in names:
+        noise_image(root / name, sum(map(ord, name)))
+    code, out, err = run(capsys, "index", root, "--index", folder, "--model", model_dir)
+    assert code == 0, err
+    return out
+
+
+def test_a_moved_model_a_copy_with_onnx_files_and_a_student_serve_the_index(
+    capsys, tmp_path, model_dir, tiny_onnx_dir
+) -> None:
+    from transformers import AutoModel
+
+    from turkish_clip import save_model_folder
+
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    index_photos(capsys, root, folder, model_dir, "a.png", "b.png")
+    moved = model_dir.rename(tmp_path / "moved")
+    noise_image(root / "c.png", 3)
+    code, _, err = run(capsys, "index", root, "--index", folder)  # its recorded folder is gone
+    assert code == 1 and "is gone" in err and "--model" in err
+    assert "(1 added" in index_photos(capsys, root, folder, moved)
+    assert load_index(folder).meta["model"] == str(moved.resolve())
+
+    copy = shutil.copytree(tiny_onnx_dir, tmp_path / "copy")  # the same weights, ONNX added
+    query = ["search", "deniz", "--index", folder, "--json", "--top-k", 3]
+    code, by_onnx, err = run(capsys, *query, "--model", copy)
+    assert code == 0, err
+    code, by_torch, _ = run(capsys, *query)
+    assert [json.loads(line)["path"] for line in by_onnx.splitlines()] == [
+        json.loads(line)["path"] for line in by_torch.splitlines()
+    ]
+    assert "(1 added" in index_photos(capsys, root, folder, copy, "d.png")
+
+    student = save_model_folder(tiny_student(), tiny_processor(), tmp_path / "student")
+    assert "(1 added" in index_photos(capsys, root, folder, student, "e.png")
+    code, out, err = run(capsys, *query, "--model", student)
+    assert code == 0 and len(out.splitlines()) == 3, err
+    teacher = AutoModel.from_pretrained(moved, trust_remote_code=True).eval()
+    assert assert_rows_match_files(folder, root, teacher) == [f"{c}.png" for c in "abcde"]
+
+
+def test_a_model_with_another_image_side_is_refused_naming_reembed(
+    capsys, tmp_path, model_dir
+) -> None:
+    other = save_tiny_model_folder(tmp_path / "other", seed=1)
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    index_photos(capsys, root, folder, model_dir, "a.png")
+    before = load_index(folder).meta
+    noise_image(root / "b.png", 2)
+    for command in (["index", root], ["search", "deniz"]):
+        code, out, err = run(capsys, *command, "--index", folder, "--model", other)
+        assert (code, out) == (1, "") and len(err.splitlines()) == 1
+        assert "image tower" in err and "--reembed" in err and str(folder) in err
+    assert load_index(folder).meta == before
+
+
+def test_an_index_recording_the_older_whole_file_fingerprint(capsys, tmp_path, model_dir):
+    import hashlib
+
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    index_photos(capsys, root, folder, model_dir, "a.png")
+    meta_path = folder / "meta.json"
+    weights = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+
+    def record_older_layout(digest: str) -> None:
+        meta = json.loads(meta_path.read_text())
+        pixels = meta["fingerprint"]["image_processor"]
+        meta["fingerprint"] = {"weights": digest, "image_processor": pixels, "tokenizer": "0" * 64}
+        meta_path.write_text(json.dumps(meta))
+
+    record_older_layout(weights)  # the same file: accepted, and recorded anew on the next write
+    assert run(capsys, "search", "deniz", "--index", folder)[0] == 0
+    assert "(1 added" in index_photos(capsys, root, folder, model_dir, "b.png")
+    assert set(json.loads(meta_path.read_text())["fingerprint"]) == {
+        "image_tower",
+        "image_processor",
+    }
+    record_older_layout("0" * 64)  # another file: refused, never silently accepted
+    noise_image(root / "c.png", 3)
+    for command in (["index", root], ["search", "deniz"]):
+        code, _, err = run(capsys, *command, "--index", folder)
+        assert code == 1 and "--reembed" in err and "whole checkpoint" in err
+
+
+# 13. A full disk or a killed run leaves no file of the index's own naming behind.
+
+
+@pytest.mark.parametrize("failing", ["embeddings.", "files.", "meta.json"])
+def test_a_full_disk_during_an_update_leaves_no_orphan_file(
+    capsys, tmp_path, model_dir, monkeypatch, failing
+) -> None:
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    for name in ("a.png", "b.png", "c.png"):
+        noise_image(root / name, ord(name[0]))
+    command = ["index", root, "--index", folder, "--model", model_dir]
+    code, _, err = run(capsys, *command, "--ann-threshold", 2)
+    assert code == 0, err
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert "ann.1.faiss" in before
+    noise_image(root / "d.png", 4)
+    write = image_index._write_atomically
+
+    def full_disk(path: Path, writer) -> None:
+        if path.name.startswith(failing):  # the structure ann.2.faiss is written before these
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        write(path, writer)
+
+    monkeypatch.setattr(image_index, "_write_atomically", full_disk)
+    code, out, err = run(capsys, "index", root, "--index", folder)
+    assert (code, out) == (1, "") and "No space left on device" in err
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    monkeypatch.undo()
+    code, out, _ = run(capsys, "index", root, "--index", folder)
+    assert code == 0 and "4 images (1 added" in out
+
+
+def test_a_full_disk_while_building_a_structure_leaves_no_orphan_file(
+    capsys, tmp_path, model_dir, monkeypatch
+) -> None:
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    index_photos(capsys, root, folder, model_dir, "a.png", "b.png")
+    before = sorted(path.name for path in folder.iterdir())
+    write = image_index._write_atomically
+
+    def full_disk(path: Path, writer) -> None:
+        if path.name == "meta.json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        write(path, writer)
+
+    monkeypatch.setattr(image_index, "_write_atomically", full_disk)
+    code, _, err = run(capsys, "ann", "--index", folder)
+    assert code == 1 and "No space left on device" in err
+    assert sorted(path.name for path in folder.iterdir()) == before
+
+
+def test_leftovers_of_an_interrupted_update_are_swept_on_the_next_run(
+    capsys, tmp_path, model_dir
+) -> None:
+    root, folder = tmp_path / "photos", tmp_path / "index"
+    index_photos(capsys, root, folder, model_dir, "a.png")
+    assert load_index(folder).meta["generation"] == 1
+    leftovers = ["ann.2.faiss", "embeddings.2.npy", "files.2.jsonl", "ann.1.faiss"]
+    leftovers.append(".ann.2.faiss.k3j4h5.tmp")
+    users = ["ann.notes.txt", "embeddings.99.npy", "files.backup.jsonl"]
+    for name in leftovers + users:
+        (folder / name).write_bytes(b"left behind")
+    code, out, err = run(capsys, "index", root, "--index", folder)
+    assert code == 0 and "up to date" in out
+    assert "removed ann.2.faiss" in err
+    names = {path.name for path in folder.iterdir()}
+    assert not names & set(leftovers) and set(users) <= names
+    assert load_index(folder).meta["generation"] == 1

@@ -163,6 +163,7 @@ def test_model_card_metadata_usage_and_figures(converted, tiny_clip_archive):
         "openai/clip-vit-base-patch32",
     ]
     assert {"clip", "turkish", "zero-shot-image-classification"} <= set(meta["tags"])
+    assert meta["datasets"] == ["coco"]  # the original's training data, read by evaluate
     for text in ('revision = "<commit sha>"', "trust_remote_code=True", "use_safetensors=True"):
         assert text in card
     assert DEFAULT_TEMPLATE in card

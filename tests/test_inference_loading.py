@@ -133,11 +133,14 @@ def test_broken_config_and_tokenizer_are_one_line(copy_of) -> None:
     assert message.startswith(f"model {str(folder)!r} cannot be loaded")
 
 
-def test_choose_model_keeps_an_index_to_its_model(model_dir) -> None:
+def test_choose_model_takes_the_index_model_by_default_and_any_named_one(model_dir) -> None:
     meta = {"model": str(model_dir), "revision": None}
     assert choose_model(None, None, meta) == (str(model_dir), None)
     assert choose_model(str(model_dir), None, meta) == (str(model_dir), None)
-    message = refusal(choose_model, "someone/other", None, meta)
-    assert "someone/other" in message and str(model_dir) in message
+    # Names are not compared: whether its embeddings fit is decided by content, once loaded.
+    assert choose_model("someone/other", "v2", meta) == ("someone/other", "v2")
+    gone = {"model": str(model_dir.parent / "moved-away"), "revision": None}
+    message = refusal(choose_model, None, None, gone)
+    assert "moved-away" in message and "--model" in message
     for broken in ({}, {"model": 3, "revision": None}, {"model": "a", "revision": ["b"]}):
         assert "meta.json names no model" in refusal(choose_model, None, None, broken)

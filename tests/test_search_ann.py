@@ -2,13 +2,26 @@
 index folder, and clear errors for missing or damaged ones."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from search import ann as ann_module
-from search.ann import ANNError, build_ann, exact_search, read_ann, rebuild_ann, update_ann
+from search.ann import (
+    ANNError,
+    ANNFileError,
+    TopKError,
+    build_ann,
+    exact_search,
+    nprobe_for_recall,
+    read_ann,
+    rebuild_ann,
+    recall_at_k,
+    serialize_ann,
+    update_ann,
+)
 from search.image_index import INDEX_FORMAT, load_index, save_index
 
 
@@ -20,6 +33,25 @@ def clustered(rows: int, dim: int, centres: int, seed: int) -> np.ndarray:
     points = middle[rng.integers(0, centres, rows)]
     points = points + 0.6 * rng.standard_normal((rows, dim)).astype(np.float32) / np.sqrt(dim)
     return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    return (vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def text_queries(count: int, seed: int, gap: float, topics: int, spread: float) -> np.ndarray:
+    """Text-like queries for `clustered(20_000, 64, 200, seed=3)` rows: topics of their own, each
+    leaning towards one of the rows' centres, all shifted along one direction (the modality gap
+    between text and image embeddings, here of strength `gap`)."""
+    centres = unit(np.random.default_rng(3).standard_normal((200, 64)))  # as `clustered` draws
+    direction = unit(np.random.default_rng(99).standard_normal(64))
+    rng = np.random.default_rng(seed)
+    own = unit(
+        0.5 * unit(rng.standard_normal((topics, 64))) + centres[rng.integers(0, 200, topics)]
+    )
+    points = own[rng.integers(0, topics, count)]
+    points = unit(points + spread * rng.standard_normal((count, 64)) / np.sqrt(64))
+    return unit(gap * direction + points)
 
 
 def write_index(folder: Path, embeddings: np.ndarray) -> None:
@@ -131,3 +163,114 @@ def test_calibration_widens_the_search_until_recall_is_reached(monkeypatch, rows
     _, entry = build_ann(rows[:5000])
     assert entry["recall"] == 1.0 or entry["nprobe"] == entry["lists"]
     assert entry["nprobe"] > 1
+
+
+# Text queries across the modality gap.
+
+
+def test_text_queries_across_a_modality_gap_reach_the_promised_recall(rows) -> None:
+    """Calibration queries and the queries searched differ in topics, spread and gap, as a
+    built-in caption set differs from what a user asks of their own photos."""
+    calibration = text_queries(300, seed=1, gap=1.0, topics=50, spread=0.8)
+    asked = text_queries(400, seed=2, gap=1.2, topics=80, spread=1.0)
+    truth = exact_search(rows, asked, 10)[1]
+    ann, entry = build_ann(rows, queries=calibration)
+    assert recall_at_k(ann.search(asked, 10)[1], truth) >= 0.95
+    assert entry["calibration"] == "captions" and entry["queries"] == 300
+    # Calibrated on rows nudged by noise (without text queries), the same structure falls short.
+    on_rows, rows_entry = build_ann(rows)
+    assert rows_entry["calibration"] == "rows"
+    assert recall_at_k(on_rows.search(asked, 10)[1], truth) < 0.95
+
+
+def test_a_recall_asked_per_search_widens_or_narrows_it(rows) -> None:
+    calibration = text_queries(300, seed=1, gap=1.0, topics=50, spread=0.8)
+    asked = text_queries(400, seed=2, gap=1.2, topics=80, spread=1.0)
+    truth = exact_search(rows, asked, 10)[1]
+    ann, entry = build_ann(rows, queries=calibration)
+    narrow = nprobe_for_recall(entry, 0.8)
+    assert narrow is not None and narrow < entry["nprobe"]
+    assert recall_at_k(ann.search(asked, 10, nprobe=narrow)[1], truth) >= 0.8
+    wide = nprobe_for_recall(entry, 0.96)
+    assert wide is not None and wide >= entry["nprobe"]
+    assert recall_at_k(ann.search(asked, 10, nprobe=wide)[1], truth) >= 0.96
+    # 8-bit values keep even a search of every list below 0.99 here: only exact search reaches it.
+    assert nprobe_for_recall(entry, 0.99) is None
+    older = {key: entry[key] for key in ("kind", "rows", "lists", "nprobe", "recall")}
+    assert nprobe_for_recall(older | {"recall": 0.97}, 0.95) == 2 * entry["nprobe"]
+
+
+def test_calibration_queries_of_another_size_are_refused(rows) -> None:
+    with pytest.raises(ANNError, match="calibration queries of shape"):
+        build_ann(rows[:1000], queries=np.ones((5, 8), np.float32))
+
+
+# Huge numbers of results.
+
+
+@pytest.mark.parametrize("k", [10**12, 3_000_000_000, np.int64(10**15)])
+def test_a_huge_k_returns_every_row_once_and_allocates_no_more(rows, k) -> None:
+    small = rows[:500]
+    ann, _ = build_ann(small)
+    scores, found = ann.search(small[:2], k)
+    assert found.shape == (2, 500) and sorted(found[0].tolist()) == list(range(500))
+    scores, found = exact_search(small, small[:2], k)
+    assert found.shape == (2, 500) and scores.shape == (2, 500)
+
+
+@pytest.mark.parametrize("k", [0, -1, 1e11, 2.5, True, "10"])
+def test_a_k_that_is_not_a_positive_integer_is_refused(rows, k) -> None:
+    ann, _ = build_ann(rows[:500])
+    for search in (lambda: ann.search(rows[:1], k), lambda: exact_search(rows[:500], rows[:1], k)):
+        with pytest.raises(TopKError, match="positive integer"):
+            search()
+
+
+# Structure files that do not belong to their index.
+
+
+def forged_structure(embeddings: np.ndarray, ids: np.ndarray) -> bytes:
+    """A valid IVF-SQ8 file over `embeddings` whose rows carry the ids `ids`."""
+    ann, _ = build_ann(embeddings)
+    index = ann.index
+    index.reset()
+    index.add_with_ids(embeddings, ids.astype(np.int64))
+    return serialize_ann(ann)
+
+
+@pytest.mark.parametrize(
+    ("ids", "problem"),
+    [
+        (np.arange(300) + 1_000_000, r"names row 10002\d\d, outside the index's rows 0\.\.299"),
+        (np.arange(300) - 5, r"names row -[1-5],"),
+        (np.r_[np.arange(299), 0], "names some rows twice"),
+    ],
+)
+def test_a_structure_with_row_ids_outside_its_index_is_refused_by_name(
+    tmp_path, rows, ids, problem
+) -> None:
+    folder = tmp_path / "forged.index"
+    write_index(folder, rows[:300])
+    rebuild_ann(folder)
+    meta = load_index(folder).meta
+    path = folder / meta["ann"]["file"]
+    path.write_bytes(forged_structure(rows[:300], ids))
+    with pytest.raises(ANNFileError) as caught:
+        read_ann(folder, meta)
+    assert str(path) in str(caught.value) and re.search(problem, str(caught.value))
+
+
+def test_rebuild_calibrates_on_the_queries_it_is_given(tmp_path, rows) -> None:
+    folder = tmp_path / "text.index"
+    write_index(folder, rows[:3000])
+    seen = []
+
+    def queries(meta: dict) -> np.ndarray:
+        seen.append(meta["count"])
+        return text_queries(120, seed=1, gap=1.0, topics=50, spread=0.8)
+
+    entry = rebuild_ann(folder, queries=queries)
+    assert seen == [3000] and entry["calibration"] == "captions" and entry["queries"] == 120
+    probes = [nprobe for nprobe, _ in entry["recall_curve"]]
+    assert probes[:-1] == [2**i for i in range(len(probes) - 1)]
+    assert probes[-1] in (2 ** (len(probes) - 1), entry["lists"])

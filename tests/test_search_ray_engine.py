@@ -136,9 +136,15 @@ def test_reduced_decoding_reaches_the_ray_workers(tmp_path, model_dir) -> None:
     rows = {}
     for reduced in (False, True):
         local = cli.embed_image_files(model, paths, BATCH, True, reduced)
-        options = RayOptions(reduced_decode=reduced)
         remote = embed_image_files_ray(
-            str(model_dir), None, paths, BATCH, tmp_path / "index", options, lambda m: None
+            str(model_dir),
+            None,
+            paths,
+            BATCH,
+            tmp_path / "index",
+            RayOptions(),
+            lambda message: None,
+            reduced_decode=reduced,
         )
         assert remote.kept == local.kept == [0, 1, 2, 3]
         np.testing.assert_allclose(remote.embeddings, local.embeddings, atol=1e-5)

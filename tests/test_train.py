@@ -18,6 +18,7 @@ from builders import (
     save_tiny_teacher,
     write_tsv,
 )
+from huggingface_hub import metadata_load
 from safetensors.torch import load_file
 
 import train
@@ -225,7 +226,9 @@ def test_a_bert_text_encoder_replaces_the_text_tower(setup, tmp_path):
     bert = save_tiny_bert(tmp_path / "bert")
     output = tmp_path / "bert-clip"
     schedule = ["--frozen-epochs", "1", "--epochs", "1", "--text-encoder", str(bert)]
-    assert run(setup, output, *schedule) == 0
+    assert run(setup, output, *schedule, "--dataset-name", "coco") == 0
+    # The card names what the local pairs were made from, for evaluate's contamination warning.
+    assert metadata_load(output / "README.md")["datasets"] == ["coco"]
     model = AutoModel.from_pretrained(output, trust_remote_code=True)
     assert model.config.text_config.model_type == "bert"
     assert model.text_projection.in_features == 24  # the BERT's width, not DistilBERT's

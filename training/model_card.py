@@ -21,6 +21,7 @@ def training_card(options: TrainingOptions, report: dict, train_count: int, eval
         library_name="transformers",
         pipeline_tag="zero-shot-image-classification",
         tags=["clip", "turkish", "zero-shot-image-classification", "distillation"],
+        datasets=training_datasets(options) or None,
     )
     text_tower = _name(options.text_encoder or options.student)
     stage1 = f"{options.frozen_epochs} epoch(s) with the text encoder frozen (only the head trains)"
@@ -75,6 +76,18 @@ caption retrieving its own English caption's teacher embedding among all {eval_c
 {format_table(report["evaluations"])}
 ```
 """
+
+
+def training_datasets(options: TrainingOptions) -> list[str]:
+    """The card's `datasets`: what the student's card lists when its text tower is kept (the
+    trained tower learnt from that data too), the Hub datasets trained on, and the names given
+    with --dataset-name (a local pairs file has no name of its own)."""
+    from evaluation.model_cards import card_datasets
+
+    names = [] if options.text_encoder else card_datasets(options.student) or []
+    names += [s.location for s in (options.train, options.eval) if s.kind == "hub-dataset"]
+    names += options.dataset_names
+    return list(dict.fromkeys(names))
 
 
 def _name(source: str) -> str:

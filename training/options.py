@@ -19,6 +19,7 @@ class TrainingOptions:
     eval: PairSource
     output: Path
     text_encoder: str | None = None
+    dataset_names: tuple[str, ...] = ()  # what the pairs were made from, for the model card
     frozen_epochs: int = 1
     epochs: int = 1
     batch_size: int = 32

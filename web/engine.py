@@ -13,6 +13,7 @@ import numpy as np
 
 from inference.loading import DEFAULT_MODEL, choose_model, load_model, model_source
 from search.ann import exact_search
+from search.fingerprint import check_model_for_index
 from search.image_index import Index, load_index
 
 
@@ -70,7 +71,8 @@ def read_index(folder: Path) -> Index:
 def load_app_model(
     model: str | None, revision: str | None, index_folder: Path | None = None
 ) -> AppModel:
-    """The command line's rules: an index's own model by default, another one refused."""
+    """The command line's rules: an index's own model by default; another one only where its
+    image side is the same (`search.fingerprint.ModelMismatchError` otherwise)."""
     index = read_index(index_folder) if index_folder is not None else None
     if index is not None:
         source, revision = choose_model(model, revision, index.meta)
@@ -82,6 +84,8 @@ def load_app_model(
             f"index {str(index_folder)!r} holds {index.meta['dim']}-dim embeddings, "
             f"the model {loaded.config.projection_dim}"
         )
+    if index is not None:  # by content: any model whose image side made the rows
+        check_model_for_index(str(index_folder), index.meta, loaded, loaded.processor)
     return AppModel(loaded, source, revision, index, index_folder)
 
 

@@ -1,0 +1,1 @@
+"""translation: English captions machine-translated into Turkish caption pairs (dataset.py)."""
