@@ -49,7 +49,7 @@ from conversion.verification import (
     print_checks,
     verify,
 )
-from turkish_clip import save_model_folder
+from turkish_clip import TurkishCLIPConfig, save_model_folder
 
 
 def convert(
@@ -77,7 +77,8 @@ def export_onnx_files(folder: Path, int8: bool) -> None:
     checks = export_onnx(folder, int8)
     card = folder / "README.md"
     if card.is_file():
-        staging.write_text_atomic(card, with_onnx_section(card.read_text("utf-8"), checks))
+        size = TurkishCLIPConfig.from_pretrained(folder).vision_config.image_size
+        staging.write_text_atomic(card, with_onnx_section(card.read_text("utf-8"), checks, size))
     print(f"wrote {', '.join(f'{ONNX_DIR}/{check.file}' for check in checks)} in {folder}")
 
 

@@ -1,5 +1,6 @@
-"""Turkish CLIP: a Turkish text encoder (DistilBERT by default), mean-pooled and projected into CLIP
-ViT-B/32's space."""
+"""Turkish CLIP: a Turkish text encoder (DistilBERT by default), mean-pooled and projected into the
+embedding space of an image tower taken from a CLIP or SigLIP teacher (OpenAI CLIP ViT-B/32 in the
+converted model)."""
 
 import functools
 import inspect
@@ -13,7 +14,13 @@ import torch
 import transformers
 from PIL import Image
 from torch import nn
-from transformers import AutoModel, CLIPVisionModel, PretrainedConfig, PreTrainedModel
+from transformers import (
+    AutoModel,
+    CLIPVisionModel,
+    PretrainedConfig,
+    PreTrainedModel,
+    SiglipVisionModel,
+)
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
@@ -63,10 +70,12 @@ _PROCESSOR_LOCK = threading.Lock()
 class TurkishCLIPOutput(ModelOutput):
     r"""
     loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `return_loss=True`):
-        CLIP's symmetric contrastive loss: the mean of the text-to-image and image-to-text
-        cross-entropies, pair `i` being text `i` with image `i`.
+        The image tower family's own loss, pair `i` being text `i` with image `i`: CLIP's
+        symmetric contrastive loss (the mean of the text-to-image and image-to-text
+        cross-entropies), or SigLIP's sigmoid loss (as transformers' `SiglipModel` computes it).
     logits_per_image (`torch.FloatTensor` of shape `(image_batch_size, text_batch_size)`):
-        Cosine similarities of each image to each text, multiplied by `logit_scale.exp()`.
+        Cosine similarities of each image to each text, multiplied by `logit_scale.exp()` (and,
+        for SigLIP, plus `logit_bias`).
     logits_per_text (`torch.FloatTensor` of shape `(text_batch_size, image_batch_size)`):
         The transpose of `logits_per_image`.
     text_embeds (`torch.FloatTensor` of shape `(text_batch_size, projection_dim)`):
@@ -76,7 +85,7 @@ class TurkishCLIPOutput(ModelOutput):
     text_model_output (`BaseModelOutput`):
         The text tower's output.
     vision_model_output (`BaseModelOutputWithPooling`):
-        The CLIP image tower's output.
+        The image tower's output.
     """
 
     loss: torch.FloatTensor | None = None
@@ -191,6 +200,9 @@ class TurkishCLIPPreTrainedModel(PreTrainedModel):
         "XLMRobertaLayer",
         "CLIPEncoderLayer",
         "CLIPVisionEmbeddings",
+        "SiglipEncoderLayer",
+        "SiglipVisionEmbeddings",
+        "SiglipMultiheadAttentionPoolingHead",
     ]
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -199,9 +211,12 @@ class TurkishCLIPPreTrainedModel(PreTrainedModel):
             # A plain nn.Parameter is not covered by the generic initialiser; left alone it would
             # load as uninitialised memory whenever a checkpoint lacks it.
             init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+            if module.logit_bias is not None:
+                init.constant_(module.logit_bias, self.config.logit_bias_init_value)
             init.normal_(module.text_projection.weight, std=self.config.initializer_range)
             init.zeros_(module.text_projection.bias)
-            init.normal_(module.visual_projection.weight, std=self.config.initializer_range)
+            if isinstance(module.visual_projection, nn.Linear):
+                init.normal_(module.visual_projection.weight, std=self.config.initializer_range)
 
 
 class TurkishCLIPModel(TurkishCLIPPreTrainedModel, TurkishCLIPEncoding):
@@ -209,15 +224,20 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel, TurkishCLIPEncoding):
 
     The text side is the original project's: the text encoder's token states (DistilBERT's in the
     released model; any transformers encoder in `config.text_config`), averaged over the attention
-    mask, then one Linear layer with bias (the Keras `Dense` head). The image side is OpenAI CLIP's
-    image tower with its bias-free projection. `logit_scale` is CLIP's learnt temperature, which
-    turns cosine similarities into calibrated softmax scores.
+    mask, then one Linear layer with bias (the Keras `Dense` head). The image side is the teacher's
+    image tower, chosen by `config.vision_config.model_type`: a CLIP ViT with its bias-free
+    projection (OpenAI's ViT-B/32 in the converted model), or a SigLIP tower, whose pooled head
+    output is the embedding (`visual_projection` is then the identity). `logit_scale` is the
+    teacher's learnt temperature; SigLIP models also carry its `logit_bias` (None for CLIP).
+    `zero_shot_scores` turns cosines into the family's scores: a softmax for CLIP, a sigmoid per
+    label for SigLIP.
     """
 
     def __init__(self, config: TurkishCLIPConfig):
         super().__init__(config)
         self.text_model = build_text_model(config.text_config)
-        vision_model = CLIPVisionModel._from_config(config.vision_config)
+        tower_class = SiglipVisionModel if config.is_siglip else CLIPVisionModel
+        vision_model = tower_class._from_config(config.vision_config)
         # transformers 4 wraps the vision transformer one level deeper than transformers 5 does;
         # taking the inner module keeps the weight names (`vision_model.embeddings...`) the same.
         self.vision_model = getattr(vision_model, "vision_model", vision_model)
@@ -225,9 +245,14 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel, TurkishCLIPEncoding):
         self.text_projection = nn.Linear(
             config.text_config.hidden_size, config.projection_dim, bias=True
         )
-        self.visual_projection = nn.Linear(
-            config.vision_config.hidden_size, config.projection_dim, bias=False
-        )
+        if config.is_siglip:  # SigLIP's attention-pooling head already ends in the shared space
+            self.visual_projection = nn.Identity()
+            self.logit_bias = nn.Parameter(torch.tensor(float(config.logit_bias_init_value)))
+        else:
+            self.visual_projection = nn.Linear(
+                config.vision_config.hidden_size, config.projection_dim, bias=False
+            )
+            self.logit_bias = None
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
         self._processor = None
         self._source_kwargs: dict = {}
@@ -295,7 +320,7 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel, TurkishCLIPEncoding):
     def _embed_image(
         self, pixel_values: torch.Tensor, **options
     ) -> tuple[torch.Tensor, BaseModelOutputWithPooling]:
-        pixel_values = pixel_values.to(self.visual_projection.weight.dtype)
+        pixel_values = pixel_values.to(self.vision_model.embeddings.patch_embedding.weight.dtype)
         outputs = self.vision_model(pixel_values=pixel_values, **options)
         return self.visual_projection(outputs.pooler_output), outputs
 
@@ -311,10 +336,12 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel, TurkishCLIPEncoding):
         **kwargs,
     ) -> TurkishCLIPOutput | tuple:
         r"""
-        Similarities of every text to every image, as `CLIPModel.forward` computes them.
+        Similarities of every text to every image, as `CLIPModel.forward` (CLIP towers) or
+        `SiglipModel.forward` (SigLIP towers: plus `logit_bias`) computes them.
 
-        return_loss (`bool`, *optional*): also return CLIP's symmetric contrastive loss, pair `i`
-            being text `i` with image `i` (so both batches must have the same size).
+        return_loss (`bool`, *optional*): also return the family's loss, pair `i` being text `i`
+            with image `i` (so both batches must have the same size): CLIP's symmetric
+            contrastive loss, or SigLIP's sigmoid loss.
         output_attentions / output_hidden_states (`bool`, *optional*): passed to both towers;
             their results are in `text_model_output` and `vision_model_output`. Under SDPA
             attention transformers returns no attention weights (load with
@@ -334,8 +361,14 @@ class TurkishCLIPModel(TurkishCLIPPreTrainedModel, TurkishCLIPEncoding):
         text_embeds = nn.functional.normalize(text_embeds, dim=-1)
         image_embeds = nn.functional.normalize(image_embeds, dim=-1)
         logits_per_text = text_embeds @ image_embeds.t() * self.logit_scale.exp()
+        if self.logit_bias is not None:
+            logits_per_text = logits_per_text + self.logit_bias
+        loss = None
+        if return_loss:
+            loss_of = contrastive_loss if self.logit_bias is None else sigmoid_loss
+            loss = loss_of(logits_per_text)
         return TurkishCLIPOutput(
-            loss=contrastive_loss(logits_per_text) if return_loss else None,
+            loss=loss,
             logits_per_image=logits_per_text.t(),
             logits_per_text=logits_per_text,
             text_embeds=text_embeds,
@@ -477,6 +510,20 @@ def contrastive_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
     return (text_loss + image_loss) / 2.0
 
 
+def sigmoid_loss(logits_per_text: torch.Tensor) -> torch.Tensor:
+    """SigLIP's pairwise sigmoid loss (transformers' `SiglipModel`): every text-image pair is a
+    binary question, yes for text `i` with image `i`, no for all others; the negative
+    log-likelihood summed over the images of each text, averaged over the texts."""
+    texts, images = logits_per_text.shape
+    if texts != images:
+        raise ValueError(
+            f"return_loss needs as many texts as images (text i pairs with image i), got {texts} "
+            f"texts and {images} images"
+        )
+    signs = 2 * torch.eye(texts, device=logits_per_text.device) - 1
+    return -nn.functional.logsigmoid(signs * logits_per_text).sum(dim=-1).mean()
+
+
 def _tower_options(output_attentions: bool | None, output_hidden_states: bool | None) -> dict:
     options = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
     return {key: value for key, value in options.items() if value is not None}
@@ -542,6 +589,8 @@ class Int8Linear(nn.Module):
 
 def _swap_linears_for_int8(module: nn.Module) -> None:
     for name, child in module.named_children():
+        if isinstance(child, nn.MultiheadAttention):
+            continue  # it reads its out_proj's weight directly (SigLIP's pooling head): kept float
         if isinstance(child, nn.Linear):
             setattr(module, name, Int8Linear(child))
         else:

@@ -4,6 +4,13 @@
         --train pairs.tsv --eval eval.tsv --output turkish-clip-trained \\
         --frozen-epochs 2 --epochs 3
 
+Without --student, a new student is built from the teacher (its image tower, logit_scale and
+logit_bias) and --text-encoder (with a fresh head), e.g. of SigLIP 2:
+
+    python train.py --teacher google/siglip2-base-patch16-224 \\
+        --text-encoder dbmdz/distilbert-base-turkish-cased --train pairs.tsv --eval eval.tsv \\
+        --output turkish-siglip2
+
 The same command runs on a CPU, on one GPU, and under `accelerate launch` or
 `torchrun --nproc_per_node N` (DDP). The work happens in `training/`.
 """
@@ -71,7 +78,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     models = parser.add_argument_group("models")
-    models.add_argument("--student", required=True, help="Turkish CLIP folder or Hub id to train")
+    models.add_argument(
+        "--student",
+        help="Turkish CLIP folder or Hub id to train; without it, a new student is built from "
+        "--teacher's image tower and --text-encoder",
+    )
     models.add_argument(
         "--text-encoder",
         metavar="NAME_OR_PATH",
@@ -81,8 +92,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     models.add_argument(
         "--teacher",
         required=True,
-        help="OpenAI clip archive path or model name (ViT-B/32), or a transformers CLIP folder "
-        "or Hub id",
+        help="OpenAI clip archive path or model name (ViT-B/32, ViT-B/16, ViT-L/14, "
+        "ViT-L/14@336px), or a transformers CLIPModel or SiglipModel folder or Hub id",
     )
     data = parser.add_argument_group("data")
     for name in ("train", "eval"):

@@ -4,7 +4,9 @@
     python benchmarks/gpu.py --quick --device cpu # tiny model on the CPU: checks that it runs
 
 One short run gives every figure the README's GPU table needs, so that a machine lent for a few
-minutes is used once. Weights are random and nothing is downloaded: speed depends on sizes and
+minutes is used once, and the same text and image rows for DistilBERT students of the three image
+towers of benchmarks/towers.py (ViT-B/32, ViT-L/14, SigLIP 2 base), with each one's peak GPU
+memory. Weights are random and nothing is downloaded: speed depends on sizes and
 sequence lengths, not on values. Captions have caption-like lengths (8 to 32 tokens), each batch
 padded to its longest; images are random 224x224 pixel values (decoding is the CPU's work and is
 measured in benchmarks/run.py).
@@ -23,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from benchmarks.run import TINY_VISION  # noqa: E402
+from benchmarks.towers import tower_configs  # noqa: E402
 from benchmarks.training import TINY, training_samples_per_second  # noqa: E402
 from turkish_clip import TurkishCLIPConfig, TurkishCLIPModel  # noqa: E402
 
@@ -81,6 +84,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"  text embeddings/s        {rates['text']:12,.0f}")
     print(f"  image embeddings/s       {rates['image']:12,.0f}")
     print(f"  training samples/s       {rates['training']:12,.0f}")
+    for name, tower in tower_configs(args.quick).items():
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        tower_rates = embedding_rates(tower, args.batch_size, repeats, args.device)
+        for kind in ("text", "image"):
+            rates[f"{name} {kind}"] = tower_rates[kind]
+            print(f"  {name} student: {kind} embeddings/s {tower_rates[kind]:12,.0f}")
+        if args.device == "cuda":
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            print(f"  {name} student: peak GPU memory (MiB) {peak:12,.0f}")
     return rates
 
 

@@ -80,7 +80,8 @@ classifier = pipeline(
 classifier("photo.jpg", candidate_labels=["kedi", "köpek"])
 ```
 
-The pipeline puts each label into the Turkish template `"{DEFAULT_TEMPLATE}"` ("a photo of a
+Zero-shot scores are a {config.scoring} (`config.scoring`); the
+pipeline puts each label into the Turkish template `"{DEFAULT_TEMPLATE}"` ("a photo of a
 {{}}"); pass `hypothesis_template=` (one template or a list) to change it. Texts are cased: keep
 Turkish capitals (İ, I) as they are.
 
@@ -119,7 +120,7 @@ absolute differences (torch {torch.__version__}, transformers {transformers.__ve
 
 `exp(logit_scale)` = {logit_scale_exp:.4f}.
 
-{onnx_section(onnx_checks) if onnx_checks else ""}## License
+{onnx_section(onnx_checks, config.vision_config.image_size) if onnx_checks else ""}## License
 
 `license: other`: the original repository `monatis/turkish-clip` and the model
 `mys/distilbert-base-turkish-cased-clip` state no license. OpenAI's CLIP weights are released
@@ -131,8 +132,9 @@ Check with the original author before any use that needs a license grant.
 ONNX_HEADING = "## ONNX"
 
 
-def onnx_section(checks: list[OnnxCheck]) -> str:
-    """The card's ONNX files and how closely each reproduced the torch model when exported."""
+def onnx_section(checks: list[OnnxCheck], image_size: int = 224) -> str:
+    """The card's ONNX files and how closely each reproduced the torch model when exported;
+    `image_size` is the image tower's input side."""
     import onnxruntime
 
     rows = "\n".join(
@@ -144,8 +146,8 @@ def onnx_section(checks: list[OnnxCheck]) -> str:
 Both towers are also in ONNX, for onnxruntime, Transformers.js or any ONNX runtime; nothing
 but the files below is needed. `text_model.onnx` takes `input_ids` and `attention_mask` (int64,
 batch x sequence: the tokenizer's ids, no lower-casing) and returns `text_embeds`;
-`vision_model.onnx` takes `pixel_values` (float32, batch x 3 x 224 x 224, the image processor's
-output) and returns `image_embeds`. Both are projected and not normalised, as
+`vision_model.onnx` takes `pixel_values` (float32, batch x 3 x {image_size} x {image_size}, the
+image processor's output) and returns `image_embeds`. Both are projected and not normalised, as
 `get_text_features`/`get_image_features` give them; normalise before taking cosines. The
 `*_quantized.onnx` files are onnxruntime's dynamic int8 quantisation of the same graphs.
 
@@ -159,9 +161,9 @@ several lengths in one padded batch, and on images, against the torch model's em
 """
 
 
-def with_onnx_section(card: str, checks: list[OnnxCheck]) -> str:
+def with_onnx_section(card: str, checks: list[OnnxCheck], image_size: int = 224) -> str:
     """`card` with its ONNX section replaced by (or, lacking one, given) the new figures."""
-    section = onnx_section(checks)
+    section = onnx_section(checks, image_size)
     start = card.find(f"\n{ONNX_HEADING}\n")
     if start >= 0:
         end = card.find("\n## ", start + 1)

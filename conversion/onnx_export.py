@@ -1,7 +1,8 @@
 """ONNX export of both towers, verified against the torch model before any file is kept.
 
     onnx/text_model.onnx     input_ids, attention_mask (int64, batch x sequence) -> text_embeds
-    onnx/vision_model.onnx   pixel_values (float32, batch x 3 x size x size) -> image_embeds
+    onnx/vision_model.onnx   pixel_values (float32, batch x 3 x size x size, the image tower's
+                             image_size) -> image_embeds
     onnx/*_quantized.onnx    the same with onnxruntime's dynamic int8 quantisation (--int8)
 
 Embeddings are projected and not normalised, as `get_text_features`/`get_image_features` give
@@ -31,9 +32,10 @@ TEXT_FILE = "text_model.onnx"
 VISION_FILE = "vision_model.onnx"
 TEXT_INT8_FILE = "text_model_quantized.onnx"
 VISION_INT8_FILE = "vision_model_quantized.onnx"
-# log of CLIP's temperature, written into each file so that a backend reading only onnx/ can
-# turn cosines into scores.
+# log of the temperature, and SigLIP's bias, written into each file so that a backend reading only
+# onnx/ can turn cosines into scores (a file without a bias is a CLIP model's: softmax scores).
 LOGIT_SCALE_KEY = "logit_scale"
+LOGIT_BIAS_KEY = "logit_bias"
 OPSET = 17
 FP32_TOLERANCE = 1e-4
 INT8_MIN_COSINE = 0.995
@@ -94,7 +96,7 @@ class TextEmbedder(nn.Module):
 
 
 class ImageEmbedder(nn.Module):
-    """The image tower up to the projected embedding."""
+    """The image tower up to the projected embedding (SigLIP's pooled output: no projection)."""
 
     def __init__(self, model: TurkishCLIPModel):
         super().__init__()
@@ -131,10 +133,12 @@ def export_onnx(folder: Path, int8: bool = False) -> list[OnnxCheck]:
 def _export_and_verify(
     model: TurkishCLIPModel, processor: TurkishCLIPProcessor, staging: Path, int8: bool
 ) -> list[OnnxCheck]:
-    logit_scale = model.logit_scale.item()
+    scores = {LOGIT_SCALE_KEY: model.logit_scale.item()}
+    if model.logit_bias is not None:
+        scores[LOGIT_BIAS_KEY] = model.logit_bias.item()
     text, vision = staging / TEXT_FILE, staging / VISION_FILE
-    _export_text(model, processor, text, logit_scale)
-    _export_vision(model, processor, vision, logit_scale)
+    _export_text(model, processor, text, scores)
+    _export_vision(model, vision, scores)
     reference_text = model.encode_text(VERIFY_TEXTS, processor=processor, return_numpy=True)
     images = verify_images()
     reference_images = model.encode_image(images, processor=processor, return_numpy=True)
@@ -182,7 +186,7 @@ def verify_images() -> list[Image.Image]:
     return images
 
 
-def _export_text(model, processor, path: Path, logit_scale: float) -> None:
+def _export_text(model, processor, path: Path, scores: dict[str, float]) -> None:
     # The example batch must contain padding: the traced graph keeps the masking code path that
     # the example takes, and an unpadded example could trace a graph that ignores the mask.
     inputs = _padded_text_inputs(processor, VERIFY_TEXTS[:2])
@@ -194,15 +198,15 @@ def _export_text(model, processor, path: Path, logit_scale: float) -> None:
     _export(
         TextEmbedder(model), example, path, ["input_ids", "attention_mask"], "text_embeds", dynamic
     )
-    _add_metadata(path, logit_scale)
+    _add_metadata(path, scores)
 
 
-def _export_vision(model, processor, path: Path, logit_scale: float) -> None:
-    size = processor.image_processor.crop_size["height"]
+def _export_vision(model, path: Path, scores: dict[str, float]) -> None:
+    size = model.config.vision_config.image_size  # the tower's input, whatever the family
     example = (torch.zeros(2, 3, size, size),)
     dynamic = {"pixel_values": {0: "batch"}}
     _export(ImageEmbedder(model), example, path, ["pixel_values"], "image_embeds", dynamic)
-    _add_metadata(path, logit_scale)
+    _add_metadata(path, scores)
 
 
 def _export(module: nn.Module, example: tuple, path: Path, inputs, output: str, dynamic) -> None:
@@ -225,11 +229,11 @@ def _export(module: nn.Module, example: tuple, path: Path, inputs, output: str, 
         )
 
 
-def _add_metadata(path: Path, logit_scale: float) -> None:
+def _add_metadata(path: Path, scores: dict[str, float]) -> None:
     import onnx
 
     proto = onnx.load(str(path))
-    onnx.helper.set_model_props(proto, {LOGIT_SCALE_KEY: repr(logit_scale)})
+    onnx.helper.set_model_props(proto, {key: repr(value) for key, value in scores.items()})
     onnx.save(proto, str(path))
 
 

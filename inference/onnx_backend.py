@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from conversion.onnx_export import (
+    LOGIT_BIAS_KEY,
     LOGIT_SCALE_KEY,
     ONNX_DIR,
     TEXT_FILE,
@@ -80,11 +81,21 @@ class OnnxTurkishCLIP(TurkishCLIPEncoding):
 
     @property
     def logit_scale(self) -> torch.Tensor:
-        """CLIP's learnt temperature (its logarithm, as the torch model's parameter holds it)."""
+        """The learnt temperature (its logarithm, as the torch model's parameter holds it)."""
+        return torch.tensor(float(self._score_metadata(LOGIT_SCALE_KEY)))
+
+    @property
+    def logit_bias(self) -> torch.Tensor | None:
+        """SigLIP's learnt bias, as the torch model's `logit_bias`; None for CLIP models."""
+        if not self.config.is_siglip:
+            return None
+        return torch.tensor(float(self._score_metadata(LOGIT_BIAS_KEY)))
+
+    def _score_metadata(self, key: str) -> str:
         metadata = self._session(self.vision_path).get_modelmeta().custom_metadata_map
-        if LOGIT_SCALE_KEY not in metadata:
-            raise ValueError(f"{self.vision_path} has no {LOGIT_SCALE_KEY!r}: export it again")
-        return torch.tensor(float(metadata[LOGIT_SCALE_KEY]))
+        if key not in metadata:
+            raise ValueError(f"{self.vision_path} has no {key!r}: export it again")
+        return metadata[key]
 
     def embed_token_ids(
         self, token_ids: list[list[int]], pad_token_id: int, batch_size: int = 32

@@ -180,7 +180,10 @@ def save_tiny_teacher(directory: Path, seed: int = 0) -> Path:
     # A random tower's output at the end token is mostly that token's own embedding and its
     # position, so every caption would embed nearly alike; without them, the words decide it.
     with torch.no_grad():
+        # As in save_tiny_teacher: the words, not the positions and end tokens, decide. Large
+        # word embeddings also keep the 60-odd pads the text tower reads from drowning the words.
         model.text_model.embeddings.position_embedding.weight.zero_()
+        model.text_model.embeddings.token_embedding.weight.mul_(20)[49406:].zero_()
         model.text_model.embeddings.token_embedding.weight[49406:].zero_()
     model.save_pretrained(directory)
     tokenizer = clip_tokenizer(directory)
@@ -200,6 +203,99 @@ def save_tiny_bert(directory: Path, seed: int = 0) -> Path:
     tokenizer = BertTokenizerFast(str(TOKENIZER_DIR / "vocab.txt"), do_lower_case=False)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+SIGLIP_LOGIT_SCALE = 2.3  # ln 10, about SigLIP's trained temperature
+SIGLIP_LOGIT_BIAS = -1.5  # not SigLIP's -10: the random tiny model's scores then spread out
+
+
+def save_tiny_siglip_teacher(directory: Path, seed: int = 0, image_size: int = IMAGE_SIZE) -> Path:
+    """A tiny random transformers SiglipModel (24-wide image tower, patch 8) with OpenAI CLIP's
+    tokenizer standing in for SigLIP's, and its image processor settings, saved as a folder."""
+    from transformers import SiglipConfig, SiglipModel
+
+    text = dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=1)
+    text |= dict(num_attention_heads=2, max_position_embeddings=64, projection_size=24)
+    text |= dict(bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    vision = dict(hidden_size=24, intermediate_size=48, num_hidden_layers=2, image_size=32)
+    vision |= dict(num_attention_heads=2, patch_size=8)
+    torch.manual_seed(seed)
+    model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
+    with torch.no_grad():
+        for param in model.parameters():  # away from initial zeros and ones
+            param.add_(0.02 * torch.randn(param.shape))
+        model.logit_scale.fill_(SIGLIP_LOGIT_SCALE)
+        model.logit_bias.fill_(SIGLIP_LOGIT_BIAS)
+        # As in save_tiny_teacher: the words, not the positions and end tokens, decide. Large
+        # word embeddings also keep the 60-odd pads the text tower reads from drowning the words.
+        model.text_model.embeddings.position_embedding.weight.zero_()
+        model.text_model.embeddings.token_embedding.weight.mul_(20)[49406:].zero_()
+    model.save_pretrained(directory)
+    tokenizer = clip_tokenizer(directory)
+    tokenizer.model_max_length = 64
+    tokenizer.save_pretrained(directory)
+    # As SigLIP's tokenizer: no attention mask, so the text tower reads the pads too.
+    settings_path = directory / "tokenizer_config.json"
+    settings = json.loads(settings_path.read_text())
+    settings["model_input_names"] = ["input_ids"]
+    settings_path.write_text(json.dumps(settings))
+    _siglip_image_processor(image_size).save_pretrained(directory)
+    return directory
+
+
+def _siglip_image_processor(size: int):
+    """transformers' SigLIP image processor: the PIL one (transformers 5 names it ...Pil)."""
+    try:
+        from transformers.models.siglip.image_processing_pil_siglip import (
+            SiglipImageProcessorPil as SiglipImageProcessor,
+        )
+    except ImportError:  # transformers 4: SiglipImageProcessor is the PIL one
+        from transformers import SiglipImageProcessor
+    return SiglipImageProcessor(size={"height": size, "width": size})
+
+
+def siglip_image_processor(size: int = IMAGE_SIZE):
+    """transformers' own SigLIP image processor (PIL), for parity tests."""
+    return _siglip_image_processor(size)
+
+
+# A Turkish CLIP with a SigLIP image tower (16 wide: no projection, so projection_dim is 16).
+TINY_SIGLIP_VISION = dict(
+    model_type="siglip_vision_model",
+    hidden_size=16,
+    intermediate_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=IMAGE_SIZE,
+    patch_size=8,
+)
+
+
+def tiny_siglip_model(seed: int = 0, **overrides) -> TurkishCLIPModel:
+    """`tiny_model` with a SigLIP tower, `logit_scale` ln 10 and `logit_bias` SIGLIP_LOGIT_BIAS."""
+    values = dict(vision_config=TINY_SIGLIP_VISION, logit_scale_init_value=SIGLIP_LOGIT_SCALE)
+    values |= dict(logit_bias_init_value=SIGLIP_LOGIT_BIAS)
+    return tiny_model(seed, **(values | overrides))
+
+
+def tiny_siglip_processor(image_size: int = IMAGE_SIZE) -> TurkishCLIPProcessor:
+    """The fixture's tokenizer beside SigLIP's preprocessing: square resize, mean and std 0.5."""
+    from transformers import DistilBertTokenizerFast
+
+    tokenizer = DistilBertTokenizerFast.from_pretrained(TOKENIZER_DIR)
+    image_processor = TurkishCLIPImageProcessor(
+        size={"height": image_size, "width": image_size},
+        do_center_crop=False,
+        image_mean=0.5,
+        image_std=0.5,
+    )
+    return TurkishCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def save_tiny_siglip_model_folder(directory: Path, seed: int = 0, image_size: int = 32) -> Path:
+    """A complete model folder holding `tiny_siglip_model` for `image_size` pixels."""
+    model = tiny_siglip_model(seed, vision_config=TINY_SIGLIP_VISION | {"image_size": image_size})
+    return save_model_folder(model, tiny_siglip_processor(image_size), directory)
 
 
 # Translation: a tiny random Marian model with sentencepiece vocabularies trained on the spot.

@@ -42,6 +42,7 @@ def main(folder: str) -> None:
             [image, other, image], candidate_labels=LABELS, batch_size=2
         ),
         "loss": out.loss.item(),
+        "pair_logits": out.logits_per_text.tolist(),
         "hidden_states": len(out.text_model_output.hidden_states),
         "text_features": getattr(features, "pooler_output", features).tolist(),
         "text_features_type": type(features).__name__,

@@ -17,7 +17,10 @@ def test_quick_run_on_the_cpu_prints_every_rate() -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "CPU, tiny model, float32, batch 4"
-    for name in ("text embeddings/s", "image embeddings/s", "training samples/s"):
+    names = ["text embeddings/s", "image embeddings/s", "training samples/s"]
+    for tower in ("ViT-B/32", "ViT-L/14", "SigLIP 2 base"):
+        names += [f"{tower} student: text embeddings/s", f"{tower} student: image embeddings/s"]
+    for name in names:
         [line] = [line for line in lines if line.strip().startswith(name)]
         assert float(line.split()[-1].replace(",", "")) > 0
 

@@ -73,3 +73,48 @@ def test_templates_put_the_label_where_suffixes_do_not_touch_it():
         after = template.split("{}")[1]
         # A suffix glued to the label ("{}'ın") would have to agree with the label's vowels.
         assert after == "" or after[0] in " ,"
+
+
+def test_the_image_tower_is_chosen_by_its_model_type(tmp_path):
+    from builders import TINY_SIGLIP_VISION
+    from transformers import CLIPVisionConfig, SiglipVisionConfig
+
+    siglip = tiny_config(vision_config=TINY_SIGLIP_VISION, logit_bias_init_value=-3.0)
+    assert isinstance(siglip.vision_config, SiglipVisionConfig) and siglip.is_siglip
+    assert siglip.logit_bias_init_value == -3.0 and "sigmoid" in siglip.scoring
+    siglip.save_pretrained(tmp_path)
+    loaded = TurkishCLIPConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded.vision_config, SiglipVisionConfig)
+    assert loaded.logit_bias_init_value == -3.0 and loaded.vision_config.hidden_size == 16
+    # A SigLIP tower without a bias given starts from SigLIP's own -10.
+    assert tiny_config(vision_config=TINY_SIGLIP_VISION).logit_bias_init_value == -10.0
+    clip = tiny_config()
+    assert isinstance(clip.vision_config, CLIPVisionConfig) and not clip.is_siglip
+    assert clip.logit_bias_init_value is None and "softmax" in clip.scoring
+
+
+def test_a_vision_dict_without_model_type_is_clip_as_older_folders_hold():
+    from transformers import CLIPVisionConfig
+
+    config = TurkishCLIPConfig(vision_config={"hidden_size": 64, "num_attention_heads": 2})
+    assert isinstance(config.vision_config, CLIPVisionConfig)
+    assert config.vision_config.hidden_size == 64
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"vision_config": {"model_type": "siglip2_vision_model"}}, "NaFlex"),
+        ({"vision_config": {"model_type": "vit"}}, "unknown model_type 'vit'"),
+        ({"vision_config": 3}, "vision_config: expected a dict"),
+        ({"logit_bias_init_value": -10.0}, "SigLIP image towers only"),
+        (
+            {"vision_config": {"model_type": "siglip_vision_model", "hidden_size": 24}},
+            "must equal projection_dim",
+        ),
+        ({"vision_config": {"image_size": 30, "patch_size": 8}}, "not a multiple of patch_size"),
+    ],
+)
+def test_bad_image_towers_are_refused_by_name(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        tiny_config(**kwargs)

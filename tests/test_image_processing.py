@@ -269,3 +269,45 @@ def test_reduced_decode_leaves_small_jpegs_and_other_formats_exact(processor, tm
 def test_reduced_decode_must_be_a_boolean(processor):
     with pytest.raises(ValueError, match="reduced_decode must be True or False"):
         processor(random_image(8, 8, "RGB"), reduced_decode="yes")
+
+
+# SigLIP towers: a square resize and mean/std 0.5, as transformers' SiglipImageProcessor.
+
+
+@pytest.mark.parametrize("size", [(48, 40), (100, 30), (32, 32), (20, 70), (640, 480), (1, 1)])
+def test_a_siglip_students_pixels_are_siglipimageprocessors(tmp_path, size):
+    """The processor a student builds from a SigLIP teacher's preprocessor_config.json gives the
+    pixels of transformers' PIL SiglipImageProcessor with that teacher's settings, exactly."""
+    from builders import save_tiny_siglip_teacher, siglip_image_processor
+
+    from conversion.towers import check_teacher_model, teacher_image_processor
+
+    folder = save_tiny_siglip_teacher(tmp_path / "teacher", image_size=32)
+    ours = teacher_image_processor(check_teacher_model(str(folder)), 32)
+    reference = siglip_image_processor(32)
+    rng = np.random.default_rng(sum(size))
+    width, height = size
+    for image in (
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)),
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize(size),
+    ):
+        expected = reference(image, return_tensors="pt")["pixel_values"]
+        pixels = ours(image, return_tensors="pt")["pixel_values"]
+        assert pixels.shape == expected.shape == (1, 3, 32, 32)
+        torch.testing.assert_close(pixels, expected, atol=1e-6, rtol=0)
+
+
+def test_a_siglip_students_pixels_are_within_one_level_of_the_torchvision_processor(tmp_path):
+    """transformers 5's default SiglipImageProcessor resizes with torchvision, whose bicubic
+    rounds differently from PIL's by at most one 8-bit level (2/255 after mean/std 0.5)."""
+    transformers = pytest.importorskip("transformers")
+    from builders import tiny_siglip_processor
+
+    processor = tiny_siglip_processor().image_processor
+    reference = transformers.SiglipImageProcessor(size={"height": 32, "width": 32})
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3), np.uint8))
+    difference = (
+        processor(image, return_tensors="pt")["pixel_values"]
+        - reference(image, return_tensors="pt")["pixel_values"]
+    )
+    assert difference.abs().max() <= 2 / 255 + 1e-6

@@ -163,3 +163,49 @@ def test_wrong_tower_in_a_file_is_refused(tiny_onnx_dir, tmp_path):
     shutil.copyfile(folder / "onnx" / "vision_model.onnx", folder / "onnx" / "text_model.onnx")
     with pytest.raises(ValueError, match=r"takes inputs \('pixel_values',\)"):
         OnnxTurkishCLIP.from_pretrained(folder).encode_text(["kedi"])
+
+
+# A SigLIP student: sigmoid scores with the exported logit_bias, 24 px images.
+
+
+@pytest.fixture(scope="module")
+def siglip_dirs(tmp_path_factory) -> Path:
+    from builders import save_tiny_siglip_model_folder
+
+    from conversion.onnx_export import export_onnx
+
+    folder = save_tiny_siglip_model_folder(tmp_path_factory.mktemp("siglip") / "m", image_size=24)
+    checks = export_onnx(folder)
+    assert all(check.ok for check in checks)
+    return folder
+
+
+def test_a_siglip_students_onnx_towers_agree_with_torch(siglip_dirs):
+    torch_model = TurkishCLIPModel.from_pretrained(siglip_dirs).eval()
+    onnx_model = OnnxTurkishCLIP.from_pretrained(siglip_dirs)
+    vision = onnx_model._session(onnx_model.vision_path).get_inputs()[0]
+    assert vision.shape[1:] == [3, 24, 24]  # the tower's image size
+    for encode, inputs in (("encode_text", TEXTS), ("encode_image", noise_images(4))):
+        expected = getattr(torch_model, encode)(inputs, return_numpy=True)
+        got = getattr(onnx_model, encode)(inputs, return_numpy=True)
+        assert np.abs(got - expected).max() <= FP32_TOLERANCE
+    assert onnx_model.logit_bias.item() == pytest.approx(torch_model.logit_bias.item())
+    assert onnx_model.logit_scale.item() == pytest.approx(torch_model.logit_scale.item())
+
+
+def test_a_siglip_students_onnx_classifier_scores_as_the_pipeline(siglip_dirs):
+    onnx_classifier = OnnxZeroShotClassifier(OnnxTurkishCLIP.from_pretrained(siglip_dirs))
+    classifier = pipeline(
+        "zero-shot-image-classification", model=str(siglip_dirs), trust_remote_code=True
+    )
+    image = noise_images(1)[0]
+    expected = classifier(image, candidate_labels=LABELS, hypothesis_template=TEMPLATES)
+    got = onnx_classifier(image, candidate_labels=LABELS, hypothesis_template=TEMPLATES)
+    assert [row["label"] for row in got] == [row["label"] for row in expected]
+    for ours, theirs in zip(got, expected):
+        assert ours["score"] == pytest.approx(theirs["score"], abs=1e-4)
+    assert abs(sum(row["score"] for row in got) - 1) > 1e-3  # sigmoid: labels scored alone
+
+
+def test_a_clip_models_onnx_backend_has_no_bias(onnx_model):
+    assert onnx_model.logit_bias is None

@@ -422,3 +422,117 @@ def test_a_model_can_be_deep_copied_after_encoding(model):
     expected = model.encode_text(TEXTS[:2])  # the processor is loaded by now
     copied = copy.deepcopy(model)
     torch.testing.assert_close(copied.encode_text(TEXTS[:2]), expected)
+
+
+# SigLIP image towers: the teacher's own outputs, loss and scores.
+
+
+@pytest.fixture(scope="module")
+def siglip_teacher(tmp_path_factory):
+    from builders import save_tiny_siglip_teacher
+    from transformers import SiglipModel
+
+    folder = save_tiny_siglip_teacher(tmp_path_factory.mktemp("siglip") / "teacher")
+    return folder, SiglipModel.from_pretrained(folder).eval()
+
+
+def student_of(teacher_folder):
+    """A Turkish CLIP holding the teacher's image tower, scale and bias (train.py's builder)."""
+    from builders import save_tiny_bert
+
+    from training.student import build_student
+
+    bert = save_tiny_bert(teacher_folder.parent / "bert")
+    return build_student(str(teacher_folder), str(bert))[0].eval()
+
+
+def test_a_siglip_tower_gives_the_teachers_image_features_scale_and_bias(siglip_teacher):
+    folder, teacher = siglip_teacher
+    model = student_of(folder)
+    assert isinstance(model.visual_projection, torch.nn.Identity)
+    assert model.logit_bias.item() == pytest.approx(teacher.logit_bias.item())
+    assert model.logit_scale.item() == pytest.approx(teacher.logit_scale.item())
+    pixels = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = model.get_image_features(pixels).pooler_output
+        theirs = teacher.get_image_features(pixel_values=pixels).pooler_output
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+
+
+def test_siglip_forward_gives_siglipmodels_logits_and_sigmoid_loss(siglip_teacher):
+    """The same embeddings through both forwards: the teacher's text embeddings are put in place
+    of the student's, so logits and loss must be SiglipModel's own."""
+    folder, teacher = siglip_teacher
+    model = student_of(folder)
+    generator = torch.Generator().manual_seed(1)
+    pixels = torch.randn(4, 3, 32, 32, generator=generator)
+    input_ids = torch.randint(0, 49406, (4, 64), generator=generator)
+    with torch.no_grad():
+        expected = teacher(input_ids=input_ids, pixel_values=pixels, return_loss=True)
+        model._embed_text = lambda ids, mask, **options: (
+            expected.text_embeds,
+            expected.text_model_output,
+        )
+        ours = model(input_ids=input_ids, pixel_values=pixels, return_loss=True)
+    torch.testing.assert_close(ours.logits_per_text, expected.logits_per_text, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours.logits_per_image, expected.logits_per_image, atol=1e-5, rtol=0)
+    assert ours.loss.item() == pytest.approx(expected.loss.item(), abs=1e-5)
+    # Not CLIP's contrastive loss on the same logits: the family decides.
+    from turkish_clip.modeling_turkish_clip import contrastive_loss
+
+    assert abs(contrastive_loss(ours.logits_per_text).item() - ours.loss.item()) > 1e-2
+
+
+def test_clip_forward_gives_clipmodels_contrastive_loss(tmp_path):
+    from builders import save_tiny_teacher
+    from transformers import CLIPModel
+
+    folder = save_tiny_teacher(tmp_path / "teacher")
+    teacher = CLIPModel.from_pretrained(folder).eval()
+    model = student_of(folder)
+    assert model.logit_bias is None
+    generator = torch.Generator().manual_seed(2)
+    pixels = torch.randn(3, 3, 32, 32, generator=generator)
+    input_ids = torch.randint(0, 49406, (3, 12), generator=generator)
+    with torch.no_grad():
+        expected = teacher(input_ids=input_ids, pixel_values=pixels, return_loss=True)
+        model._embed_text = lambda ids, mask, **options: (
+            expected.text_embeds,
+            expected.text_model_output,
+        )
+        ours = model(input_ids=input_ids, pixel_values=pixels, return_loss=True)
+    torch.testing.assert_close(ours.logits_per_text, expected.logits_per_text, atol=1e-5, rtol=0)
+    assert ours.loss.item() == pytest.approx(expected.loss.item(), abs=1e-5)
+
+
+def test_a_siglip_model_saves_its_bias_and_loads_it_back(tmp_path):
+    from builders import save_tiny_siglip_model_folder
+
+    folder = save_tiny_siglip_model_folder(tmp_path / "model")
+    state = load_file(folder / "model.safetensors")
+    assert state["logit_bias"].item() == pytest.approx(-1.5)
+    assert not any(name.startswith("visual_projection") for name in state)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+    assert model.logit_bias.item() == pytest.approx(-1.5)
+    assert type(model.config.vision_config).__name__ == "SiglipVisionConfig"
+
+
+def test_a_clip_model_has_no_bias_in_its_weights(model_dir):
+    assert "logit_bias" not in load_file(model_dir / "model.safetensors")
+    assert AutoModel.from_pretrained(model_dir, trust_remote_code=True).logit_bias is None
+
+
+def test_int8_keeps_siglips_attention_pooling_head_working():
+    from builders import tiny_siglip_model, tiny_siglip_processor
+
+    model = tiny_siglip_model()
+    processor = tiny_siglip_processor()
+    reference = model.encode_image(images(), processor=processor)
+    texts = model.encode_text(TEXTS, processor=processor)
+    model.quantize_int8()
+    head = model.vision_model.head.attention
+    assert isinstance(head, torch.nn.MultiheadAttention)
+    assert type(head.out_proj) is not type(model.vision_model.head.mlp.fc1)
+    cosines = (model.encode_image(images(), processor=processor) * reference).sum(-1)
+    assert cosines.min() > 0.99
+    assert ((model.encode_text(TEXTS, processor=processor) * texts).sum(-1)).min() > 0.99

@@ -82,3 +82,28 @@ def test_the_fingerprint_follows_the_teacher_files(archive, tmp_path):
     copy.write_bytes(archive.read_bytes() + b"\0")
     assert teacher_fingerprint(str(copy)) != teacher_fingerprint(str(archive))
     assert teacher_fingerprint("ViT-B/32") != teacher_fingerprint("ViT-B/16")
+
+
+def test_a_siglip_folder_embeds_as_get_text_features_on_64_padded_tokens(tmp_path):
+    """SigLIP was trained on texts padded to 64 tokens: its text tower reads the last position,
+    so the teacher pads so, and shorter padding would give other embeddings."""
+    from builders import save_tiny_siglip_teacher
+    from transformers import SiglipModel
+
+    from training.teacher import TransformersSiglipTeacher
+
+    folder = save_tiny_siglip_teacher(tmp_path / "teacher")
+    teacher = load_teacher(str(folder), CPU)
+    assert isinstance(teacher, TransformersSiglipTeacher)
+    model = SiglipModel.from_pretrained(folder).eval()
+
+    def features(**padding):
+        tokens = teacher.tokenizer(TEXTS, truncation=True, return_tensors="pt", **padding)
+        with torch.no_grad():
+            output = model.get_text_features(**tokens)
+        return getattr(output, "pooler_output", output)  # a tensor before transformers 5
+
+    expected = features(padding="max_length", max_length=64)
+    embeddings = teacher.embed(TEXTS)
+    torch.testing.assert_close(embeddings, expected, atol=1e-6, rtol=0)
+    assert (embeddings - features(padding=True)).abs().max() > 1e-3

@@ -18,6 +18,7 @@ from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataPara
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
+from conversion.towers import check_teacher_model
 from training.evaluation import evaluate, format_table
 from training.model_card import training_card
 from training.objectives import objective
@@ -75,11 +76,12 @@ def train(options: TrainingOptions) -> Path | None:
     _check_options(options)
     accelerator = _accelerator(options)
     set_seed(options.seed)
-    model, processor = load_student(options.student, options.text_encoder)
+    model, processor = load_student(options.student, options.text_encoder, teacher=options.teacher)
     if options.gradient_checkpointing:
         _checkpoint_activations(model.text_model)
     model.to(accelerator.device)
     train_pairs, eval_pairs = _targets(options, accelerator)
+    _check_width(options, train_pairs.meta["dim"], model.config.projection_dim)
     run = _prepare(options, accelerator, model, processor, train_pairs, eval_pairs)
     try:
         _run_stages(run)
@@ -112,7 +114,13 @@ def _check_options(options: TrainingOptions) -> None:
             "continue it, or delete that folder to start again"
         )
     objective(options.objective)
+    if options.student is None and options.text_encoder is None:
+        raise ValueError(
+            "--student or --text-encoder is needed: without --student, a new student is built "
+            "from --teacher's image tower and --text-encoder"
+        )
     check_teacher(options.teacher)
+    check_teacher_model(options.teacher)  # an unsupported teacher is refused before any work
     for name in ("frozen_epochs", "epochs"):
         if getattr(options, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be 0 or more")
@@ -120,6 +128,16 @@ def _check_options(options: TrainingOptions) -> None:
     for name in positive:
         if getattr(options, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+def _check_width(options: TrainingOptions, teacher_dim: int, student_dim: int) -> None:
+    """A student can only learn a teacher whose embeddings are as wide as its own."""
+    if teacher_dim != student_dim:
+        raise ValueError(
+            f"--teacher {options.teacher} embeds in {teacher_dim} dimensions, but --student "
+            f"{options.student} in {student_dim}: train a student of this teacher without "
+            "--student (give --text-encoder), or pick the student's own teacher"
+        )
 
 
 def _accelerator(options: TrainingOptions) -> Accelerator:
@@ -311,7 +329,7 @@ def _write_folder(run: Run, model, train_count: int) -> None:
         "evaluations": run.progress.evaluations,
         "training_loss": run.progress.losses,
     }
-    card = training_card(run.options, report, train_count, len(run.eval_pairs))
+    card = training_card(run.options, report, train_count, len(run.eval_pairs), model.config)
     files = {"README.md": card, "eval.json": json.dumps(report, indent=2) + "\n"}
     save_model_folder(model, run.processor, run.options.output, extra_files=files)
     run.accelerator.print(f"wrote {run.options.output}")

@@ -11,10 +11,18 @@ from training.evaluation import format_table
 
 if TYPE_CHECKING:
     from training.options import TrainingOptions
+    from turkish_clip import TurkishCLIPConfig
 
 
-def training_card(options: TrainingOptions, report: dict, train_count: int, eval_count: int) -> str:
-    """README.md for a folder written by train.py."""
+def training_card(
+    options: TrainingOptions,
+    report: dict,
+    train_count: int,
+    eval_count: int,
+    config: TurkishCLIPConfig | None = None,
+) -> str:
+    """README.md for a folder written by train.py; `config` (the trained model's) names its image
+    tower and scoring rule."""
     metadata = ModelCardData(
         language="tr",
         license="other",
@@ -24,6 +32,8 @@ def training_card(options: TrainingOptions, report: dict, train_count: int, eval
         datasets=training_datasets(options) or None,
     )
     text_tower = _name(options.text_encoder or options.student)
+    image_source = _name(options.student) if options.student else _name(options.teacher)
+    role = "student's" if options.student else "teacher's"
     stage1 = f"{options.frozen_epochs} epoch(s) with the text encoder frozen (only the head trains)"
     stage2 = f"{options.epochs} epoch(s) with the whole text tower training"
     encoder_lr = options.encoder_learning_rate or options.learning_rate
@@ -37,9 +47,9 @@ def training_card(options: TrainingOptions, report: dict, train_count: int, eval
 
 Turkish texts and images in one embedding space. The text tower ({text_tower}) was trained by
 distillation to put each Turkish caption where the teacher puts its English caption; the image
-tower and `logit_scale` are the student's ({_name(options.student)}), unchanged, so image
+tower, `logit_scale` and `logit_bias` (SigLIP) are the {role} ({image_source}), unchanged, so image
 embeddings and any index built with them stay valid.
-
+{_tower_lines(config)}
 ```python
 from transformers import AutoModel, pipeline
 
@@ -75,6 +85,19 @@ caption retrieving its own English caption's teacher embedding among all {eval_c
 ```
 {format_table(report["evaluations"])}
 ```
+"""
+
+
+def _tower_lines(config: TurkishCLIPConfig | None) -> str:
+    if config is None:
+        return ""
+    vision = config.vision_config
+    family = "SigLIP" if config.is_siglip else "CLIP"
+    return f"""
+- Image tower: {family} ViT (`{vision.model_type}`), {vision.num_hidden_layers} layers, width
+  {vision.hidden_size}, {vision.image_size} px, patch {vision.patch_size};
+  {config.projection_dim}-dimensional embeddings.
+- Zero-shot scores: {config.scoring}.
 """
 
 

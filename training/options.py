@@ -13,7 +13,7 @@ from training.data import PairSource
 class TrainingOptions:
     """Everything `train.py` passes in; see its --help for each option."""
 
-    student: str
+    student: str | None  # None: a new student is built from the teacher and text_encoder
     teacher: str
     train: PairSource
     eval: PairSource

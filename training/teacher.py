@@ -1,8 +1,10 @@
-"""The teacher: an English CLIP text tower whose embeddings the Turkish student learns to match.
+"""The teacher: an English CLIP or SigLIP text tower whose embeddings the Turkish student learns
+to match.
 
 `--teacher` takes what `hub_upload.py convert --clip` takes (an OpenAI `clip` archive path or
-model name, read by OpenAI's own `clip` package), or a transformers CLIP folder or Hub id. Each
-side uses the teacher's own tokenizer, so the targets are exactly the teacher's embeddings.
+model name, read by OpenAI's own `clip` package), or a transformers `CLIPModel` or `SiglipModel`
+folder or Hub id. Each embeds with its own tokenizer, the way it was trained, so the targets are
+exactly the teacher's embeddings.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ import warnings
 from pathlib import Path
 
 import torch
+
+from conversion.towers import OPENAI, SIGLIP, check_teacher_model
+
+# SigLIP's text tower was trained on texts padded to 64 tokens (transformers' SigLIP pipeline
+# pads so too).
+SIGLIP_TEXT_LENGTH = 64
 
 
 class OpenAIClipTeacher:
@@ -58,15 +66,45 @@ class TransformersClipTeacher:
         return self.model.text_projection(pooled).float().cpu()
 
 
-def load_teacher(
-    name_or_path: str, device: torch.device, revision: str | None = None
-) -> OpenAIClipTeacher | TransformersClipTeacher:
-    """A folder or a Hub id is a transformers CLIP; a file or a `clip` model name is OpenAI's."""
-    path = Path(name_or_path)
-    if path.is_dir():
-        return TransformersClipTeacher(name_or_path, device, revision)
-    if path.is_file() or name_or_path in _import_clip().available_models():
+class TransformersSiglipTeacher:
+    """A transformers `SiglipModel`'s text embedding (`get_text_features`: the text tower's pooled
+    head output), on texts padded to 64 tokens as SigLIP was trained: its text tower reads the
+    last position, so the embeddings of shorter padding differ."""
+
+    def __init__(self, name_or_path: str, device: torch.device, revision: str | None = None):
+        from transformers import AutoTokenizer, SiglipModel
+
+        self.model = SiglipModel.from_pretrained(name_or_path, revision=revision).float().eval()
+        self.model.to(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision)
+        self.device = device
+
+    @torch.no_grad()
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(
+            texts,
+            padding="max_length",
+            max_length=SIGLIP_TEXT_LENGTH,
+            truncation=True,
+            return_tensors="pt",
+        ).to(self.device)
+        inputs = {key: tokens[key] for key in ("input_ids", "attention_mask") if key in tokens}
+        features = self.model.get_text_features(**inputs)
+        # transformers 5 returns the tower's output, 4 the tensor
+        return getattr(features, "pooler_output", features).float().cpu()
+
+
+Teacher = OpenAIClipTeacher | TransformersClipTeacher | TransformersSiglipTeacher
+
+
+def load_teacher(name_or_path: str, device: torch.device, revision: str | None = None) -> Teacher:
+    """By the teacher's kind (`conversion.towers.check_teacher_model`): a file or a `clip` model
+    name is OpenAI's, a folder or Hub id a transformers CLIP or SigLIP."""
+    kind = check_teacher_model(name_or_path, revision).kind
+    if kind == OPENAI:
         return OpenAIClipTeacher(name_or_path, device)
+    if kind == SIGLIP:
+        return TransformersSiglipTeacher(name_or_path, device, revision)
     return TransformersClipTeacher(name_or_path, device, revision)
 
 
