@@ -108,10 +108,19 @@ def existing_dir(path: str, what: str) -> Path:
     return folder
 
 
-def embed_image_files(model, paths: Sequence[Path], batch_size: int, quiet: bool):
+def embed_image_files(
+    model, paths: Sequence[Path], batch_size: int, quiet: bool, reduced_decode: bool = False
+):
     """The local embedding engine (search/embedding.py) with a progress bar and warnings."""
     with _progress(len(paths), "images", quiet) as bar:
-        return embed_images(model, paths, batch_size, progress=bar.update, warn=_warn)
+        return embed_images(
+            model,
+            paths,
+            batch_size,
+            progress=bar.update,
+            warn=_warn,
+            reduced_decode=reduced_decode,
+        )
 
 
 def embed_texts(model, texts: list[str], batch_size: int, quiet: bool) -> np.ndarray:
@@ -202,12 +211,12 @@ def _engine(args: argparse.Namespace):
     from search.engines import LocalEngine, RayEngine
 
     if args.engine == "local":
-        return LocalEngine(args.batch_size)
+        return LocalEngine(args.batch_size, {"reduced_decode": not args.exact_decode})
     try:
         import ray.data  # noqa: F401
     except ImportError as error:
         raise CLIError(f"--engine ray needs Ray Data ({error}): pip install 'ray[data]'") from None
-    return RayEngine(args.batch_size, args.ray_address, args.gpus_per_worker)
+    return RayEngine(args.batch_size, args.ray_address, args.gpus_per_worker, not args.exact_decode)
 
 
 def _advance(bar, images: int) -> None:
@@ -699,6 +708,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROWS",
         help=f"build an approximate search structure from this many rows on "
         f"(default {DEFAULT_ANN_THRESHOLD})",
+    )
+    index.add_argument(
+        "--exact-decode",
+        action="store_true",
+        help="decode every pixel of large JPEGs (default: at a reduced DCT scale that keeps the "
+        "shorter side at least twice the model's input, several times faster)",
     )
     index.set_defaults(run=run_index)
 
