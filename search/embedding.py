@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 # Bytes per pixel of the largest plausible uncompressed file (a 32-bit BMP), plus headers:
 # a file larger than this for the pixel limit cannot be an image within it.
@@ -76,6 +75,8 @@ def embed_images(
         raise ValueError(f"queue_size ({queue_size}) must hold a batch ({batch_size})")
     if decode_threads is not None and decode_threads < 1:
         raise ValueError(f"decode_threads must be at least 1, got {decode_threads}")
+    import torch  # here, not at import: the command line's --help must not wait for it
+
     workers = decode_threads or max(1, min(torch.get_num_threads(), batch_size))
     image_processor = model.processor.image_processor
     result = EmbeddedImages(np.zeros((0, model.config.projection_dim), np.float32))
@@ -164,7 +165,9 @@ def prepare_image(
     return pixels, "", False
 
 
-@torch.inference_mode()
 def _embed(model, pixels: np.ndarray) -> np.ndarray:
-    features = model.embed_pixel_values(torch.from_numpy(pixels).to(model.device))
-    return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+    import torch
+
+    with torch.inference_mode():
+        features = model.embed_pixel_values(torch.from_numpy(pixels).to(model.device))
+        return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
