@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from inference.loading import DEFAULT_MODEL
+from terminal.arguments import HelpFormatter
 
 # The original project's demo photos, shown as examples: beside app.py (a Space), or beside the
 # repository (a development checkout).
@@ -41,7 +42,9 @@ def _port(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="app.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="app.py", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+    )
     parser.add_argument("--index", metavar="DIR", help="an index built with `cli.py index`")
     parser.add_argument(
         "--model",
@@ -58,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=_port,
         default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        help="port (default 7860; 0 picks a free one)",
+        help="port (0 picks a free one)",
     )
     parser.add_argument(
         "--examples", metavar="DIR", help="folder with the demo photos myspc.jpeg / mysdk.jpeg"

@@ -60,6 +60,7 @@ from search.library import PhotoLibrary
 from search.ray_engine import RayRunError  # Ray itself is imported only when it runs
 from search.scanning import scan_images
 from search.updating import update_index
+from terminal.arguments import HelpFormatter
 from terminal.escaping import json_line, printable
 
 
@@ -108,10 +109,19 @@ def existing_dir(path: str, what: str) -> Path:
     return folder
 
 
-def embed_image_files(model, paths: Sequence[Path], batch_size: int, quiet: bool):
+def embed_image_files(
+    model, paths: Sequence[Path], batch_size: int, quiet: bool, reduced_decode: bool = False
+):
     """The local embedding engine (search/embedding.py) with a progress bar and warnings."""
     with _progress(len(paths), "images", quiet) as bar:
-        return embed_images(model, paths, batch_size, progress=bar.update, warn=_warn)
+        return embed_images(
+            model,
+            paths,
+            batch_size,
+            progress=bar.update,
+            warn=_warn,
+            reduced_decode=reduced_decode,
+        )
 
 
 def embed_texts(model, texts: list[str], batch_size: int, quiet: bool) -> np.ndarray:
@@ -202,12 +212,12 @@ def _engine(args: argparse.Namespace):
     from search.engines import LocalEngine, RayEngine
 
     if args.engine == "local":
-        return LocalEngine(args.batch_size)
+        return LocalEngine(args.batch_size, {"reduced_decode": not args.exact_decode})
     try:
         import ray.data  # noqa: F401
     except ImportError as error:
         raise CLIError(f"--engine ray needs Ray Data ({error}): pip install 'ray[data]'") from None
-    return RayEngine(args.batch_size, args.ray_address, args.gpus_per_worker)
+    return RayEngine(args.batch_size, args.ray_address, args.gpus_per_worker, not args.exact_decode)
 
 
 def _advance(bar, images: int) -> None:
@@ -646,9 +656,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="prompt template(s) with one {} for the label; several are ensembled",
     )
     batch = argparse.ArgumentParser(add_help=False)
-    batch.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
+    batch.add_argument(
+        "--batch-size", type=_positive_int, default=32, metavar="N", help="images per model call"
+    )
 
-    parser = argparse.ArgumentParser(prog="cli.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="cli.py", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     classify = commands.add_parser(
@@ -675,13 +689,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=60.0,
         metavar="SECONDS",
-        help="how long to wait for another update of the same index to finish (default 60)",
+        help="how long to wait for another update of the same index to finish",
     )
     index.add_argument(
         "--engine",
         choices=("local", "ray"),
         default="local",
-        help="embed in this process (default) or with Ray Data, locally or on a cluster",
+        help="embed in this process or with Ray Data, locally or on a cluster",
     )
     index.add_argument(
         "--ray-address", metavar="ADDRESS", help="join this Ray cluster (default: a local Ray)"
@@ -697,8 +711,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=DEFAULT_ANN_THRESHOLD,
         metavar="ROWS",
-        help=f"build an approximate search structure from this many rows on "
-        f"(default {DEFAULT_ANN_THRESHOLD})",
+        help="build an approximate search structure from this many rows on",
+    )
+    index.add_argument(
+        "--exact-decode",
+        action="store_true",
+        help="decode every pixel of large JPEGs (default: at a reduced DCT scale that keeps the "
+        "shorter side at least twice the model's input, several times faster)",
     )
     index.set_defaults(run=run_index)
 
@@ -707,8 +726,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("query", nargs="?", help="Turkish text")
     search.add_argument("--image", metavar="PATH", help="search by this image instead")
-    search.add_argument("--index", required=True, metavar="DIR")
-    search.add_argument("--top-k", type=_positive_int, default=10, metavar="K")
+    search.add_argument("--index", required=True, metavar="DIR", help="index folder")
+    search.add_argument(
+        "--top-k", type=_positive_int, default=10, metavar="K", help="results per query"
+    )
     search.add_argument("--json", action="store_true", help="one JSON object per result")
     search.add_argument(
         "--queries", metavar="FILE", help="one Turkish query per line; prints JSON lines"
@@ -751,13 +772,13 @@ def build_parser() -> argparse.ArgumentParser:
     duplicates = commands.add_parser(
         "duplicates", help="groups of near-duplicate photos in an index (nothing is deleted)"
     )
-    duplicates.add_argument("--index", required=True, metavar="DIR")
+    duplicates.add_argument("--index", required=True, metavar="DIR", help="index folder")
     duplicates.add_argument(
         "--threshold",
         type=_score,
         default=0.95,
         metavar="T",
-        help="cosine similarity from which two photos are near-copies (default 0.95)",
+        help="cosine similarity from which two photos are near-copies",
     )
     duplicates.add_argument("--json", action="store_true", help="one JSON object per group")
     duplicates.add_argument(
@@ -768,13 +789,13 @@ def build_parser() -> argparse.ArgumentParser:
     ann = commands.add_parser(
         "ann", parents=[common], help="build the approximate search structure of an index"
     )
-    ann.add_argument("--index", required=True, metavar="DIR")
+    ann.add_argument("--index", required=True, metavar="DIR", help="index folder")
     ann.add_argument(
         "--wait",
         type=_seconds,
         default=60.0,
         metavar="SECONDS",
-        help="how long to wait for an update of the same index to finish (default 60)",
+        help="how long to wait for an update of the same index to finish",
     )
     ann.set_defaults(run=run_ann)
 
@@ -793,6 +814,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--language", metavar="L", help="--benchmark caption language (tr)")
     evaluate.add_argument("--json", action="store_true", help="one JSON object")
     evaluate.set_defaults(run=run_evaluate)
+    for command in commands.choices.values():
+        command.formatter_class = HelpFormatter
     return parser
 
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from parallel.ray_pool import RayRunError
+from terminal.arguments import HelpFormatter
 from translation.errors import TranslationError
 from translation.readers import DEFAULT_COLUMN
 from translation.translator import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TRANSLATOR
@@ -150,17 +151,21 @@ def _non_negative_float(text: str) -> float:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dataset.py",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
     translate = commands.add_parser(
         "translate",
         help="translate English captions into english<TAB>turkish pairs",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     data = translate.add_argument_group("data")
     data.add_argument(
@@ -173,9 +178,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     data.add_argument(
         "--column",
         default=DEFAULT_COLUMN,
-        help=f"caption column of a TSV, JSONL or dataset ({DEFAULT_COLUMN})",
+        help="caption column of a TSV, JSONL or dataset",
     )
-    data.add_argument("--split", default="train", help="split of a dataset (train)")
+    data.add_argument("--split", default="train", help="split of a dataset")
     data.add_argument("--eval-output", metavar="FILE", help="evaluation pairs file")
     data.add_argument(
         "--eval-fraction",
@@ -199,9 +204,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--num-beams", type=_positive_int, metavar="N", help="default: the checkpoint's own"
     )
     model.add_argument(
-        "--max-new-tokens", type=_positive_int, default=DEFAULT_MAX_NEW_TOKENS, metavar="N"
+        "--max-new-tokens",
+        type=_positive_int,
+        default=DEFAULT_MAX_NEW_TOKENS,
+        metavar="N",
+        help="longest translation, in tokens",
     )
-    model.add_argument("--batch-size", type=_positive_int, default=32, metavar="N")
+    model.add_argument(
+        "--batch-size", type=_positive_int, default=32, metavar="N", help="captions per batch"
+    )
     model.add_argument("--source-lang", metavar="L", help="NLLB/M2M100 source code (eng_Latn / en)")
     model.add_argument("--target-lang", metavar="L", help="NLLB/M2M100 target code (tur_Latn / tr)")
     engine = translate.add_argument_group("engine")
@@ -209,7 +220,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--engine",
         choices=("local", "ray"),
         default="local",
-        help="translate in this process (default) or with Ray Data on several GPUs or a cluster",
+        help="translate in this process or with Ray Data on several GPUs or a cluster",
     )
     engine.add_argument("--ray-address", metavar="ADDRESS", help="join this Ray cluster")
     engine.add_argument(
@@ -219,7 +230,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="GPUs per translating worker (default: 1 where the cluster has GPUs, else 0)",
     )
     translate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    return parser.parse_args(argv)
+    for command in commands.choices.values():
+        command.formatter_class = HelpFormatter
+    return parser
 
 
 if __name__ == "__main__":

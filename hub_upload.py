@@ -37,31 +37,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import huggingface_hub
-
-from conversion import checkpoints as cc
 from conversion import staging
-from conversion.model_card import model_card, with_onnx_section
-from conversion.onnx_export import (
-    ONNX_DIR,
-    TEXT_FILE,
-    TEXT_INT8_FILE,
-    VISION_FILE,
-    VISION_INT8_FILE,
-    OnnxExportError,
-    export_onnx,
-)
-from conversion.onnx_record import check_record
-from conversion.publishing import check_plan, plan_upload, publish, size_text
-from conversion.sources import Original, read_original
-from conversion.verification import (
-    VerificationError,
-    check_weight_files,
-    load_folder,
-    print_checks,
-    verify,
-)
-from turkish_clip import TurkishCLIPConfig, save_model_folder
+from conversion.defaults import DEFAULT_HEAD_URL, DEFAULT_TEXT_SOURCE, DEFAULT_VISION_SOURCE
+from conversion.errors import OnnxExportError, VerificationError
+from terminal.arguments import HelpFormatter
+
+# torch, transformers and the conversion modules that use them are imported inside the commands,
+# after the arguments are checked: `--help` and a mistyped path answer at once.
 
 
 def convert(
@@ -77,6 +59,8 @@ def convert(
     if int8 and not onnx:
         raise ValueError("--int8 quantises the ONNX export: pass it with --onnx")
     staging.check_output(output, force)
+    from conversion.sources import read_original
+
     with tempfile.TemporaryDirectory() as tmp:
         original = read_original(text, head, clip_source, Path(tmp))
         _write_verified(original, output, onnx, int8)
@@ -86,6 +70,10 @@ def export_onnx_files(folder: Path, int8: bool) -> None:
     """Export into an existing folder and update its model card's ONNX section."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
+    from conversion.model_card import with_onnx_section
+    from conversion.onnx_export import ONNX_DIR, export_onnx
+    from turkish_clip import TurkishCLIPConfig
+
     checks = export_onnx(folder, int8)
     card = folder / "README.md"
     if card.is_file():
@@ -94,7 +82,13 @@ def export_onnx_files(folder: Path, int8: bool) -> None:
     print(f"wrote {', '.join(f'{ONNX_DIR}/{check.file}' for check in checks)} in {folder}")
 
 
-def _write_verified(original: Original, output: Path, onnx: bool, int8: bool) -> None:
+def _write_verified(original, output: Path, onnx: bool, int8: bool) -> None:
+    from conversion.model_card import model_card
+    from conversion.onnx_export import export_onnx
+    from conversion.publishing import plan_upload, size_text
+    from conversion.verification import check_weight_files, print_checks, verify
+    from turkish_clip import save_model_folder
+
     output.parent.mkdir(parents=True, exist_ok=True)
     staging.sweep_staging_folders(output.parent, f".{output.name}.staging-")
     folder = staging.make_staging_folder(output.parent, f".{output.name}.staging-")
@@ -133,6 +127,17 @@ def push(
     """Check the folder, load it once more, list what goes, then upload exactly that."""
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
+    from conversion.onnx_export import (
+        ONNX_DIR,
+        TEXT_FILE,
+        TEXT_INT8_FILE,
+        VISION_FILE,
+        VISION_INT8_FILE,
+    )
+    from conversion.onnx_record import check_record
+    from conversion.publishing import check_plan, plan_upload, publish, size_text
+    from conversion.verification import check_weight_files, load_folder
+
     plan = plan_upload(folder, include)
     check_plan(plan, folder, include)
     check_weight_files(folder)
@@ -165,8 +170,10 @@ def push(
 
 def _repo_id(value: str) -> str:
     """argparse type: NAMESPACE/NAME, checked locally so a typo is a usage error (exit 2)."""
+    from huggingface_hub.utils import validate_repo_id
+
     try:
-        huggingface_hub.utils.validate_repo_id(value)
+        validate_repo_id(value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     if value.count("/") != 1:
@@ -175,25 +182,29 @@ def _repo_id(value: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hub_upload.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="hub_upload.py", description=__doc__.split("\n")[0], formatter_class=HelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     convert_cmd = commands.add_parser("convert", help="write a verified model folder")
-    convert_cmd.add_argument("--output", required=True, type=Path, metavar="DIR")
+    convert_cmd.add_argument(
+        "--output", required=True, type=Path, metavar="DIR", help="the model folder to write"
+    )
     convert_cmd.add_argument(
         "--text-model",
-        default=cc.DEFAULT_TEXT_SOURCE,
+        default=DEFAULT_TEXT_SOURCE,
         metavar="ID_OR_DIR",
         help="Hub id or local folder of the TensorFlow DistilBERT (default: %(default)s)",
     )
     convert_cmd.add_argument(
         "--head",
-        default=cc.DEFAULT_HEAD_URL,
+        default=DEFAULT_HEAD_URL,
         metavar="PATH_OR_URL",
         help="clip_head.h5, local or a URL (default: %(default)s)",
     )
     convert_cmd.add_argument(
         "--clip",
-        default=cc.DEFAULT_VISION_SOURCE,
+        default=DEFAULT_VISION_SOURCE,
         metavar="NAME_OR_PATH",
         help="OpenAI clip model name or archive path (default: %(default)s)",
     )
@@ -215,7 +226,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     push_cmd = commands.add_parser("push", help="upload a model folder to the Hub")
     push_cmd.add_argument("folder", type=Path, metavar="DIR")
-    push_cmd.add_argument("--repo-id", required=True, type=_repo_id, metavar="NAMESPACE/NAME")
+    push_cmd.add_argument(
+        "--repo-id",
+        required=True,
+        type=_repo_id,
+        metavar="NAMESPACE/NAME",
+        help="the Hub repository to upload to",
+    )
     visibility = push_cmd.add_mutually_exclusive_group()
     visibility.add_argument(
         "--public",
@@ -237,29 +254,40 @@ def _parser() -> argparse.ArgumentParser:
     push_cmd.add_argument(
         "--dry-run", action="store_true", help="check and list the files; needs no token"
     )
+    for command in commands.choices.values():
+        command.formatter_class = HelpFormatter
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from transformers.utils import logging as transformers_logging
-
     args = _parser().parse_args(argv)
-    # transformers' per-tensor "Loading weights" bars would bury the figures and the one-line
-    # error; download bars (huggingface_hub, clip) stay, as real downloads take minutes.
-    bars_were_on = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
     try:
-        with _cleanup_on_sigterm():
+        folder = getattr(args, "folder", None)  # export-onnx and push: checked before any import
+        if folder is not None and not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder")
+        with _quiet_loading_bars(), _cleanup_on_sigterm():
             _run(args)
     except (ValueError, OSError, RuntimeError, VerificationError, OnnxExportError) as error:
         # One line: readers' multi-problem listings are joined rather than cut.
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         print(f"error: {'; '.join(lines)}", file=sys.stderr)
         return 1
+    return 0
+
+
+@contextlib.contextmanager
+def _quiet_loading_bars() -> Iterator[None]:
+    """transformers' per-tensor "Loading weights" bars would bury the figures and the one-line
+    error; download bars (huggingface_hub, clip) stay, as real downloads take minutes."""
+    from transformers.utils import logging as transformers_logging
+
+    bars_were_on = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
     finally:
         if bars_were_on:
             transformers_logging.enable_progress_bar()
-    return 0
 
 
 @contextlib.contextmanager

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 # Pillow's own default: about a quarter of a gigapixel, 268 MB as 8-bit RGB.
 DEFAULT_MAX_PIXELS = 89_478_485
 # The deadline of a whole download (connecting, headers and body together), not of each read.
 URL_TIMEOUT_SECONDS = 10.0
 URL_MAX_BYTES = 50 * 1024 * 1024
+# libjpeg decodes at 1/1, 1/2, 1/4 or 1/8 scale in the DCT; Pillow's `draft` picks among them.
+DRAFT_SCALES = (8, 4, 2)
 # Float images are 0..1. Resampling overshoots sharp edges (torch's bicubic by up to 0.19,
 # Lanczos by about 0.15), so values this far outside are clipped; beyond it they are refused.
 FLOAT_TOLERANCE = 0.25
@@ -56,12 +58,26 @@ def load_image(
     source: object,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     timeout: float = URL_TIMEOUT_SECONDS,
+    draft_min_side: int | None = None,
 ) -> Image.Image:
     """Opens and validates one image and returns it as RGB.
 
     Files, bytes and URLs are checked against `max_pixels` from their header, before any pixel
     is decoded, and get their EXIF orientation applied.
+
+    With `draft_min_side`, a JPEG file, bytes or URL whose shorter side is at least twice that
+    is decoded at the smallest DCT scale (1/2, 1/4 or 1/8) that keeps its shorter side at least
+    `draft_min_side` pixels (Pillow's `Image.draft`): a fraction of the cost of a full decode, for
+    callers that resize it down anyway. Other formats and smaller JPEGs are decoded in full.
     """
+    if draft_min_side is not None and (
+        not isinstance(draft_min_side, int)
+        or isinstance(draft_min_side, bool)
+        or draft_min_side < 1
+    ):
+        raise ValueError(
+            f"draft_min_side must be a positive integer or None, got {draft_min_side!r}"
+        )
     if isinstance(source, Image.Image):
         _check_size(source, source, max_pixels)
         return to_rgb(source)
@@ -71,18 +87,20 @@ def load_image(
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"image file not found: {str(source)!r}")
-        return _decode(path, source, max_pixels)
+        return _decode(path, source, max_pixels, draft_min_side)
     if isinstance(source, str):
-        return _decode(io.BytesIO(_fetch(source, timeout)), source, max_pixels)
+        return _decode(io.BytesIO(_fetch(source, timeout)), source, max_pixels, draft_min_side)
     if isinstance(source, _BYTES_TYPES):
-        return _decode(io.BytesIO(source), source, max_pixels)
+        return _decode(io.BytesIO(source), source, max_pixels, draft_min_side)
     raise TypeError(
         f"cannot read an image from {describe(source)}: expected a PIL image, a path, bytes, "
         "a URL, or a numpy array / torch tensor"
     )
 
 
-def _decode(file: Path | io.BytesIO, source: object, max_pixels: int | None) -> Image.Image:
+def _decode(
+    file: Path | io.BytesIO, source: object, max_pixels: int | None, draft_min_side: int | None
+) -> Image.Image:
     name = describe(source)
     try:
         with warnings.catch_warnings():
@@ -97,12 +115,29 @@ def _decode(file: Path | io.BytesIO, source: object, max_pixels: int | None) -> 
     _check_size(image, source, max_pixels)
     try:
         image.seek(0)  # animated images: the first frame
+        if draft_min_side is not None:
+            _draft(image, draft_min_side)
         image.load()
         # In place: the default returns a full copy even of the many photos with no rotation.
         ImageOps.exif_transpose(image, in_place=True)
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageLoadError(f"{name} is truncated or corrupt: {error}") from None
     return to_rgb(image)
+
+
+def _draft(image: Image.Image, min_side: int) -> None:
+    """Asks libjpeg for a reduced decode where one keeps the shorter side at least `min_side`.
+
+    Only JPEGs (MPO, phones' multi-picture JPEGs, included) and only where at least 1/2 scale
+    fits: otherwise `draft` is not called at all, so those pixels are exactly a full decode's.
+    The shorter side is the same before and after EXIF rotation, so the bound holds either way.
+    """
+    if not isinstance(image, JpegImagePlugin.JpegImageFile):
+        return
+    if min(image.size) // min_side < min(DRAFT_SCALES):
+        return
+    # Pillow picks the largest scale s in 8, 4, 2 with s <= min(width // w, height // h).
+    image.draft(image.mode, (min_side, min_side))
 
 
 def _check_size(image: Image.Image, source: object, max_pixels: int | None) -> None:

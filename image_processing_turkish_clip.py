@@ -70,6 +70,11 @@ class TurkishCLIPImageProcessor(BaseImageProcessor):
         max_image_pixels (`int`, *optional*, defaults to 89,478,485):
             Files whose header declares more pixels are refused before decoding (decompression
             bombs). `None` disables the check.
+
+    Preprocessing is exactly CLIP's by default. `reduced_decode=True` (per call) decodes large JPEG
+    files at a reduced DCT scale that keeps the shorter side at least twice the resize target
+    (see `reduced_decode_side`), then resizes and crops as usual: several times faster on camera
+    photos, with embeddings that differ slightly from the exact path.
     """
 
     model_input_names = ["pixel_values"]
@@ -135,12 +140,15 @@ class TurkishCLIPImageProcessor(BaseImageProcessor):
         first_index: int = 0,
         data_format: str | None = None,
         input_data_format: str | None = None,
+        reduced_decode: bool = False,
         **options,
     ) -> BatchFeature:
         """Pixel values `(batch, 3, height, width)` for one image or a list of them.
 
         `options` are any of `OPTIONS`, overriding the processor's own for this call.
         `first_index` only numbers the images in error messages (for callers that batch a list).
+        `reduced_decode` opts in to the reduced decoding of large JPEG files, paths and URLs
+        (not of images already decoded); the default is the exact full decode.
         """
         unknown = [key for key in options if key not in OPTIONS]
         if unknown:
@@ -154,14 +162,17 @@ class TurkishCLIPImageProcessor(BaseImageProcessor):
                 "input_data_format is not needed and not taken: arrays are read as HWC or CHW "
                 "from their shape"
             )
+        if not isinstance(reduced_decode, bool):
+            raise ValueError(f"reduced_decode must be True or False, got {reduced_decode!r}")
         settings = _settings(self._settings, {k: v for k, v in options.items() if v is not None})
         table = self._lookup if settings == self._settings else _normalisation_table(settings)
+        draft = self.reduced_decode_side(settings) if reduced_decode else None
         if isinstance(images, (list, tuple)):
             if not images:
                 raise ValueError("got an empty list of images")
-            arrays = self._process_many(images, first_index, settings, table)
+            arrays = self._process_many(images, first_index, settings, table, draft)
         else:
-            arrays = [self._process_one(images, first_index, settings, table)]
+            arrays = [self._process_one(images, first_index, settings, table, draft)]
         shapes = sorted({array.shape for array in arrays})
         if len(shapes) > 1:
             raise ValueError(
@@ -175,27 +186,50 @@ class TurkishCLIPImageProcessor(BaseImageProcessor):
         return BatchFeature(data={"pixel_values": pixel_values})
 
     def _process_many(
-        self, images: list | tuple, first_index: int, settings: Settings, table: np.ndarray
+        self,
+        images: list | tuple,
+        first_index: int,
+        settings: Settings,
+        table: np.ndarray,
+        draft: int | None,
     ) -> list[np.ndarray]:
         """Pillow releases the GIL while it decodes and resizes, so threads overlap that work."""
         workers = min(len(images), torch.get_num_threads())
         indices = range(first_index, first_index + len(images))
+
+        def one(image: object, index: int) -> np.ndarray:
+            return self._process_one(image, index, settings, table, draft)
+
         if workers < 2:
-            return [self._process_one(im, i, settings, table) for im, i in zip(images, indices)]
+            return [one(image, index) for image, index in zip(images, indices)]
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(
-                pool.map(lambda im, i: self._process_one(im, i, settings, table), images, indices)
-            )
+            return list(pool.map(one, images, indices))
 
     def _process_one(
-        self, image: object, index: int, settings: Settings, table: np.ndarray
+        self,
+        image: object,
+        index: int,
+        settings: Settings,
+        table: np.ndarray,
+        draft: int | None = None,
     ) -> np.ndarray:
         try:
-            rgb = load_image(image, max_pixels=self.max_image_pixels)
+            rgb = load_image(image, max_pixels=self.max_image_pixels, draft_min_side=draft)
         except (ValueError, TypeError, OSError) as error:
             raise type(error)(f"image {index} ({describe(image)}): {error}") from None
         prepared = self.resize_and_crop(rgb, settings)
         return table[np.arange(3)[:, None, None], np.asarray(prepared).transpose(2, 0, 1)]
+
+    def reduced_decode_side(self, settings: Settings | None = None) -> int | None:
+        """The shorter side a reduced JPEG decode must keep: twice the resize target, so that the
+        resize still averages at least 2x2 decoded pixels into each output pixel. None where
+        nothing is resized (every decoded pixel is kept)."""
+        settings = settings or self._settings
+        if not settings.do_resize:
+            return None
+        size = settings.size
+        target = size["shortest_edge"] if "shortest_edge" in size else max(size.values())
+        return 2 * target
 
     def resize_and_crop(self, image: Image.Image, settings: Settings | None = None) -> Image.Image:
         """torchvision's `Resize` then `CenterCrop` (as the settings ask), on a PIL image."""

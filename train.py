@@ -23,8 +23,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from terminal.arguments import HelpFormatter
 from training.data import DataError, PairSource
-from training.objectives import OBJECTIVES
+from training.options import OBJECTIVES
 
 DEFAULT_CACHE = Path.home() / ".cache" / "turkish-clip" / "teacher-targets"
 
@@ -101,19 +102,6 @@ def _library_bars_off(off: bool) -> Iterator[None]:
 
 def _source(args: argparse.Namespace, location: str, split: str) -> PairSource:
     return PairSource(location, args.english_column, args.turkish_column, split)
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Every option's help ends with its default; required options say so, and options whose
-    absence means something (None) or flags say it in their own words."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if action.required:
-            return f"{text} (required)".strip()
-        if action.default in (None, []) or isinstance(action.default, bool):
-            return text
-        return super()._get_help_string(action)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -38,12 +38,13 @@ from transformers import (
     DistilBertTokenizerFast,
 )
 
+from conversion.defaults import (  # noqa: F401  (named here too: the mapping's sources)
+    DEFAULT_HEAD_URL,
+    DEFAULT_TEXT_SOURCE,
+    DEFAULT_VISION_SOURCE,
+)
 from turkish_clip import TurkishCLIPImageProcessor, TurkishCLIPProcessor
 from turkish_clip.processing import MAX_TOKENS
-
-DEFAULT_TEXT_SOURCE = "mys/distilbert-base-turkish-cased-clip"
-DEFAULT_HEAD_URL = "https://github.com/monatis/turkish-clip/raw/main/clip_head.h5"
-DEFAULT_VISION_SOURCE = "ViT-B/32"
 
 # Files fetched for a Hub id: config, tokenizer and whichever weight format the repo has.
 TEXT_ALLOW_PATTERNS = [

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from huggingface_hub import ModelCardData
 
-from conversion.checkpoints import DEFAULT_TEXT_SOURCE
+from conversion.defaults import DEFAULT_TEXT_SOURCE
 from conversion.onnx_export import ONNX_DIR, OnnxCheck
 from conversion.sources import Sources
 from conversion.verification import Check

@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from conversion.errors import OnnxExportError  # noqa: F401  (raised here; named for callers)
 from conversion.onnx_record import ONNX_DIR, remove_record, weights_sha256, write_record
 from conversion.staging import make_staging_folder, sweep_staging_folders
 from turkish_clip import TurkishCLIPModel, TurkishCLIPProcessor
@@ -57,10 +58,6 @@ VERIFY_TEXTS = (
     "ağaçların altında",
 )
 VERIFY_IMAGE_SIZES = ((320, 240), (240, 320), (224, 224), (97, 61), (640, 480))
-
-
-class OnnxExportError(Exception):
-    """An exported file does not reproduce the torch model closely enough."""
 
 
 @dataclass(frozen=True)

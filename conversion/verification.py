@@ -18,6 +18,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from conversion.checkpoints import source_tokenizer
+from conversion.errors import VerificationError  # noqa: F401  (raised here; named for callers)
 from conversion.sources import Sources
 from turkish_clip import TurkishCLIPProcessor
 
@@ -36,10 +37,6 @@ SAMPLE_TEXTS = (
 # Non-square sizes on both sides of the crop exercise the resize rounding and the crop offset.
 IMAGE_SIZES = ((320, 240), (240, 320), (224, 224), (97, 61))
 HEAD_SAMPLES = 8
-
-
-class VerificationError(Exception):
-    """The written folder does not reproduce the original checkpoints."""
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class RayEngine:
     batch_size: int = 32
     address: str | None = None
     gpus_per_worker: float | None = None
+    reduced_decode: bool = False  # large JPEGs decoded at a reduced DCT scale, as locally
 
     def embed(self, model, spec, paths, index_folder, progress, warn) -> EmbeddedImages:
         from search.ray_engine import RayOptions, embed_image_files_ray
@@ -69,6 +70,7 @@ class RayEngine:
             options,
             warn,
             progress or (lambda images: None),
+            reduced_decode=self.reduced_decode,
         )
 
     def finish(self, index_folder: Path) -> None:

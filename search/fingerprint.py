@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from search.errors import WrongModelError
 
@@ -242,7 +241,9 @@ def _hash_file_tensors(digest, shards: dict[str, Path]) -> None:
             _hash_tensor(digest, name, files[shards[name]].get_tensor(name))
 
 
-def _hash_tensor(digest, name: str, tensor: torch.Tensor) -> None:
+def _hash_tensor(digest, name: str, tensor) -> None:
+    import torch  # a tensor is at hand, so torch is loaded already
+
     tensor = tensor.detach().cpu().contiguous()
     digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
     # numpy has no bfloat16: hash the raw bytes through a same-width integer view.

@@ -52,10 +52,12 @@ def embed_image_files_ray(
     options: RayOptions,
     warn: Callable[[str], object] = print,
     advance: Callable[[int], object] = lambda images: None,
+    reduced_decode: bool = False,
 ) -> EmbeddedImages:
     """What the local engine's `embed_images` gives for the same paths: the rows of the readable
     images, their positions in `paths`, and why the others failed (for good, or to retry);
-    `advance` is called with the number of images of each finished batch."""
+    `advance` is called with the number of images of each finished batch. `reduced_decode`
+    decodes large JPEGs at a reduced DCT scale, as the local engine's option does."""
     spec = as_spec(spec)
     paths = [Path(path) for path in paths]
     if not paths:
@@ -63,7 +65,7 @@ def embed_image_files_ray(
 
         config = TurkishCLIPConfig.from_pretrained(spec.name, revision=spec.revision)
         return EmbeddedImages(np.zeros((0, config.projection_dim), np.float32))
-    work = index_folder / WORK_FOLDER / _work_key(spec, paths, batch_size)
+    work = index_folder / WORK_FOLDER / _work_key(spec, paths, batch_size, reduced_decode)
     work.mkdir(parents=True, exist_ok=True)
     parts = [
         Part(number, start, min(start + batch_size, len(paths)))
@@ -76,7 +78,7 @@ def embed_image_files_ray(
         if part not in todo:
             advance(part.stop - part.start)
     if todo:
-        _run(spec, paths, todo, work, options, advance)
+        _run(spec, paths, todo, work, options, advance, reduced_decode)
     return _collect(work, parts, warn)
 
 
@@ -85,9 +87,10 @@ def discard_finished_batches(index_folder: Path) -> None:
     shutil.rmtree(index_folder / WORK_FOLDER, ignore_errors=True)
 
 
-def _work_key(spec: ModelSpec, paths: list[Path], batch_size: int) -> str:
-    """A hash of what decides every part's content: the model, the files and the batching."""
-    named = [spec.name, spec.revision, spec.backend, spec.int8, batch_size]
+def _work_key(spec: ModelSpec, paths: list[Path], batch_size: int, reduced_decode: bool) -> str:
+    """A hash of what decides every part's content: the model, the files, the batching and the
+    decoding."""
+    named = [spec.name, spec.revision, spec.backend, spec.int8, batch_size, reduced_decode]
     digest = hashlib.sha256(json.dumps(named).encode())
     weights = Path(spec.name) / "model.safetensors"
     if weights.is_file():  # a local folder can be rewritten in place
@@ -109,6 +112,7 @@ def _run(
     work: Path,
     options: RayOptions,
     advance: Callable[[int], object],
+    reduced_decode: bool,
 ) -> None:
     import ray
     import ray.data
@@ -125,7 +129,8 @@ def _run(
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
         # Half a CPU each keeps decoding in tasks of its own (Ray would otherwise fuse it into
         # the actors, which then wait for it) and lets two run beside each actor.
-        dataset = dataset.map(partial(_decode, image_processor=processor), num_cpus=0.5)
+        decode = partial(_decode, image_processor=processor, reduced=reduced_decode)
+        dataset = dataset.map(decode, num_cpus=0.5)
         dataset = dataset.map_batches(
             _Embedder,
             fn_constructor_kwargs=dict(spec=spec, work=str(work), threads=threads),
@@ -138,12 +143,12 @@ def _run(
             advance(int(row["images"]))
 
 
-def _decode(item: dict, image_processor) -> dict:
+def _decode(item: dict, image_processor, reduced: bool = False) -> dict:
     """One batch opened and preprocessed as the local engine does it; a file that fails costs
     only itself."""
     arrays, kept, failures, retry = [], [], {}, {}
     for offset, path in enumerate(item["paths"]):
-        pixels, reason, transient = prepare_image(Path(path), image_processor)
+        pixels, reason, transient = prepare_image(Path(path), image_processor, reduced)
         position = item["start"] + offset
         if pixels is None:
             (retry if transient else failures)[position] = reason

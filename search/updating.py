@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.embedding_model import EmbeddingModel, embedding_width, fingerprint
+from inference.image_path import fastest_image_spec
 from inference.loading import ModelSpec, load_model, spec_for_index
 from search.ann import ann_file_name, update_ann
 from search.calibration import caption_queries_or_rows
@@ -178,7 +179,8 @@ def update_index(
             summary = UpdateSummary(len(files), unchanged=len(files))
             summary.described = len(undescribed)
         else:
-            model = model if model is not None else load_model(spec)
+            # Only images are embedded here: on the fastest path that stays exact enough.
+            model = model if model is not None else load_model(fastest_image_spec(spec))
             recorded = fingerprint(model)
             width = embedding_width(model)
             if old and not reembed:

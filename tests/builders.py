@@ -499,3 +499,48 @@ def save_tiny_nllb(directory: Path, seed: int = 0) -> Path:
     M2M100ForConditionalGeneration(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+# Photos for the indexing engine.
+
+
+def photo_like(width: int, height: int, seed: int = 0):
+    """An RGB PIL image that decodes like a photo: smooth colour fields plus fine sensor-like noise
+    (a JPEG of it at quality 90 is as costly to decode per pixel as a camera's)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (max(2, height // 64), max(2, width // 64), 3), np.uint8)
+    smooth = Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC)
+    noisy = np.asarray(smooth, dtype=np.int16) + rng.integers(-12, 13, (height, width, 3))
+    return Image.fromarray(noisy.clip(0, 255).astype(np.uint8))
+
+
+def sequential_rows(model, paths: list[Path], batch_size: int, reduced: bool = False):
+    """The engine's result computed one stage after the other, as the index did before decoding
+    and the model overlapped: each run of `batch_size` paths decoded, then its readable images
+    embedded in one call."""
+    import numpy as np
+
+    from search.embedding import prepare_image
+
+    processor = model.processor.image_processor
+    rows, kept, failures, retry, warnings = [], [], {}, {}, []
+    for start in range(0, len(paths), batch_size):
+        arrays = []
+        for position in range(start, min(start + batch_size, len(paths))):
+            pixels, reason, transient = prepare_image(paths[position], processor, reduced)
+            if pixels is None:
+                (retry if transient else failures)[position] = reason
+                warnings.append(
+                    f"skipped: {reason}" + (" (tried again next run)" if transient else "")
+                )
+                continue
+            arrays.append(pixels)
+            kept.append(position)
+        if arrays:
+            with torch.inference_mode():
+                features = model.embed_pixel_values(torch.from_numpy(np.stack(arrays)))
+            rows.append(torch.nn.functional.normalize(features.float(), dim=-1).numpy())
+    return np.concatenate(rows), kept, failures, retry, warnings

@@ -774,3 +774,83 @@ def test_search_filters_and_min_score_on_the_command_line(capsys, tmp_path, phot
         assert set(hit) == {"rank", "id", "path", "score", "taken", "camera"}
     code, _, err = run(capsys, "search", "kedi", "--index", index, "--taken-after", "dün")
     assert code == 1 and err.startswith("error: --taken-after must be an ISO date")
+
+
+# Indexing speed: reduced JPEG decoding by default, --exact-decode, and the image path.
+
+
+@pytest.fixture
+def camera_photos(tmp_path: Path) -> Path:
+    """JPEGs large enough for a reduced decode at the tiny model's input (32: a bound of 64)."""
+    from builders import photo_like
+
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    for seed in range(5):
+        photo_like(300 + 40 * seed, 200 + 30 * seed, seed).save(folder / f"{seed}.jpg", quality=90)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    return folder
+
+
+def index_rows(index: Path) -> tuple[list[str], np.ndarray]:
+    meta = json.loads((index / "meta.json").read_text())
+    paths = [entry["path"] for entry in json_lines((index / meta["files"]).read_text())]
+    return paths, np.load(index / meta["embeddings"])
+
+
+def test_exact_decode_reproduces_the_sequential_full_decode_rows_bit_for_bit(
+    capsys, tmp_path, camera_photos, model_dir
+) -> None:
+    from builders import sequential_rows
+
+    from inference.loading import load_model
+
+    argv = ["index", camera_photos, "--model", model_dir, "--batch-size", "2"]
+    assert run(capsys, *argv, "--index", tmp_path / "exact", "--exact-decode")[0] == 0
+    assert run(capsys, *argv, "--index", tmp_path / "reduced")[0] == 0
+    paths, exact = index_rows(tmp_path / "exact")
+    assert paths == [f"{seed}.jpg" for seed in range(5)]
+    model = load_model(str(model_dir))
+    files = sorted(camera_photos.iterdir())  # broken.jpg sorts after the photos
+    rows, kept, failures, _, _ = sequential_rows(model, files, 2)
+    assert kept == list(range(5)) and list(failures) == [5]
+    assert np.array_equal(exact, rows)
+    # Without the flag the large JPEGs decode at a reduced scale: other bits, the same images.
+    assert index_rows(tmp_path / "reduced")[0] == paths
+    reduced = index_rows(tmp_path / "reduced")[1]
+    assert not np.array_equal(reduced, exact)
+    assert (reduced * exact).sum(-1).min() > 0.99
+
+
+def test_index_picks_the_fastest_exact_enough_image_path(
+    capsys, tmp_path, photos, model_dir, tiny_onnx_dir, monkeypatch
+) -> None:
+    from search import updating
+
+    loads = []
+    load = updating.load_model
+
+    def recording_load(spec):
+        model = load(spec)
+        loads.append((type(model).__name__, spec.backend, spec.int8))
+        return model
+
+    monkeypatch.setattr(updating, "load_model", recording_load)
+    index = tmp_path / "index"
+    for flags, expected in [
+        ([], ("OnnxTurkishCLIP", "onnx", True)),  # the folder has verified int8 ONNX files
+        (["--backend", "torch"], ("TurkishCLIPModel", "torch", False)),
+        (["--backend", "torch", "--int8"], ("TurkishCLIPModel", "torch", True)),
+        (["--backend", "onnx"], ("OnnxTurkishCLIP", "onnx", False)),
+    ]:
+        noise_image(photos / f"new{len(loads)}.png", 100 + len(loads))  # something to embed
+        argv = ["index", photos, "--index", index, "--model", tiny_onnx_dir]
+        code, out, err = run(capsys, *argv, *flags)
+        assert code == 0, err
+        assert loads[-1] == expected
+    # Each run updated the same index: the four paths share its fingerprint.
+    assert "1 added" in out
+    # Without ONNX files: torch float32.
+    code, _, err = run(capsys, "index", photos, "--index", tmp_path / "torch", "--model", model_dir)
+    assert code == 0, err
+    assert loads[-1] == ("TurkishCLIPModel", "torch", False)

@@ -27,6 +27,7 @@ from huggingface_hub.repocard import metadata_load
 from PIL import Image
 
 import hub_upload
+from conversion import checkpoints
 from conversion.verification import REFUSED_SUFFIXES
 from turkish_clip import DEFAULT_TEMPLATE
 
@@ -231,14 +232,14 @@ CORRUPTIONS = {
 
 
 def _corrupt_assembly(monkeypatch, corruption) -> None:
-    original = hub_upload.cc.assemble_state_dict
+    original = checkpoints.assemble_state_dict
 
     def corrupted(*args):
         state = original(*args)
         corruption(state)
         return state
 
-    monkeypatch.setattr(hub_upload.cc, "assemble_state_dict", corrupted)
+    monkeypatch.setattr(checkpoints, "assemble_state_dict", corrupted)
 
 
 @pytest.mark.parametrize("kind", list(CORRUPTIONS))

@@ -274,3 +274,106 @@ def test_half_and_double_tensors(dtype):
 def test_tensor_on_the_autograd_graph_is_accepted():
     pixels = torch.full((3, 4, 5), 0.5, requires_grad=True) * 1.0
     assert grey_levels(load_image(pixels)) == [128] * 20
+
+
+# Reduced decoding of large JPEGs (draft_min_side).
+
+
+def _mean_difference(a: Image.Image, b: Image.Image) -> float:
+    return float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean())
+
+
+@pytest.mark.parametrize(
+    ("size", "min_side", "decoded"),
+    [
+        ((2000, 1000), 224, (500, 250)),  # 1000 // 224 = 4: a quarter keeps 250 >= 224
+        ((1000, 2000), 448, (500, 1000)),  # 1000 // 448 = 2: half
+        ((4000, 3000), 224, (500, 375)),  # 3000 // 224 = 13: an eighth, the smallest there is
+        ((1001, 897), 448, (501, 449)),  # just over twice: half, rounded up
+    ],
+)
+def test_large_jpeg_is_decoded_at_the_smallest_scale_keeping_the_side(size, min_side, decoded):
+    from builders import photo_like
+
+    image = photo_like(*size)
+    data = jpeg_bytes(image, quality=90)
+    reduced = load_image(data, draft_min_side=min_side)
+    assert reduced.size == decoded and reduced.mode == "RGB"
+    assert min(reduced.size) >= min_side
+    # The same picture: close to the full decode shrunk to that size by area averaging.
+    full = load_image(data).resize(decoded, Image.Resampling.BOX)
+    assert _mean_difference(reduced, full) < 3.0
+
+
+@pytest.mark.parametrize(
+    ("size", "fmt"),
+    [
+        ((895, 1200), "JPEG"),  # shorter side under twice the bound: no reduction possible
+        ((447, 300), "JPEG"),
+        ((2000, 1000), "PNG"),
+        ((2000, 1000), "WEBP"),
+        ((2000, 1000), "TIFF"),
+    ],
+)
+def test_small_jpegs_and_other_formats_decode_exactly_as_without_it(size, fmt):
+    from builders import photo_like
+
+    buffer = io.BytesIO()
+    photo_like(*size).save(buffer, format=fmt)
+    exact = np.asarray(load_image(buffer.getvalue()))
+    reduced = np.asarray(load_image(buffer.getvalue(), draft_min_side=448))
+    assert reduced.shape == exact.shape and np.array_equal(reduced, exact)
+
+
+def test_exif_orientation_is_applied_after_a_reduced_decode(tmp_path):
+    from builders import photo_like
+
+    wide = photo_like(2000, 1000, seed=3)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    wide.save(path, quality=90, exif=exif.tobytes())
+    exact = load_image(path)
+    reduced = load_image(path, draft_min_side=224)
+    assert exact.size == (1000, 2000) and reduced.size == (250, 500)
+    assert _mean_difference(reduced, exact.resize((250, 500), Image.Resampling.BOX)) < 3.0
+    # Rotated the other way it would not match: the orientation really was applied.
+    wrong = exact.transpose(Image.Transpose.ROTATE_180).resize((250, 500), Image.Resampling.BOX)
+    assert _mean_difference(reduced, wrong) > 10.0
+
+
+def test_reduced_decode_reads_grey_and_cmyk_jpegs_as_rgb():
+    from builders import photo_like
+
+    photo = photo_like(1200, 1000)
+    for mode in ("L", "CMYK"):
+        data = jpeg_bytes(photo.convert(mode), quality=90)
+        reduced = load_image(data, draft_min_side=448)
+        assert reduced.mode == "RGB" and reduced.size == (600, 500)
+        full = load_image(data).resize((600, 500), Image.Resampling.BOX)
+        assert _mean_difference(reduced, full) < 3.0
+
+
+def test_multi_picture_jpegs_from_phones_are_reduced_too():
+    from builders import photo_like
+
+    buffer = io.BytesIO()
+    first, second = photo_like(1200, 1000), photo_like(1200, 1000, seed=1)
+    first.save(buffer, format="MPO", save_all=True, append_images=[second], quality=90)
+    reduced = load_image(buffer.getvalue(), draft_min_side=448)
+    assert reduced.size == (600, 500)
+    full = load_image(buffer.getvalue()).resize((600, 500), Image.Resampling.BOX)
+    assert _mean_difference(reduced, full) < 3.0
+
+
+def test_images_already_decoded_are_never_reduced():
+    from builders import photo_like
+
+    photo = photo_like(2000, 1000)
+    assert load_image(photo, draft_min_side=224).size == (2000, 1000)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "448"])
+def test_draft_min_side_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="draft_min_side must be a positive integer"):
+        load_image(jpeg_bytes(PHOTO), draft_min_side=bad)

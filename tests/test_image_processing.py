@@ -230,6 +230,47 @@ def test_memoryview_and_bytearray_are_one_image(processor, tmp_path):
         assert torch.equal(processor(same)["pixel_values"], expected)
 
 
+# Reduced decoding: an opt-in; the default stays CLIP's exact preprocessing.
+
+
+def test_reduced_decode_is_off_by_default_and_opt_in(processor, tmp_path):
+    from builders import photo_like
+
+    path = tmp_path / "camera.jpg"
+    photo_like(2400, 1600).save(path, quality=90)
+    reference = clip_pixels(Image.open(path))
+    exact = processor(str(path))["pixel_values"][0]
+    reduced = processor(str(path), reduced_decode=True)["pixel_values"][0]
+    assert torch.max(torch.abs(exact - reference)) <= 1e-6
+    assert not torch.equal(reduced, exact)  # another decode ran
+    # The same picture: normalised pixels (about 4 units per 255 levels) differ little.
+    assert torch.mean(torch.abs(reduced - exact)) < 0.05
+
+
+def test_reduced_decode_keeps_twice_the_resize_target(tmp_path):
+    assert TurkishCLIPImageProcessor().reduced_decode_side() == 448
+    assert TurkishCLIPImageProcessor(size=32, crop_size=32).reduced_decode_side() == 64
+    assert (
+        TurkishCLIPImageProcessor(size={"height": 100, "width": 300}).reduced_decode_side() == 600
+    )
+    assert TurkishCLIPImageProcessor(do_resize=False).reduced_decode_side() is None
+
+
+@pytest.mark.parametrize(("size", "fmt"), [((800, 600), "JPEG"), ((2400, 1600), "PNG")])
+def test_reduced_decode_leaves_small_jpegs_and_other_formats_exact(processor, tmp_path, size, fmt):
+    from builders import photo_like
+
+    path = tmp_path / f"photo.{fmt.lower()}"
+    photo_like(*size).save(path, format=fmt)
+    exact = processor(str(path))["pixel_values"]
+    assert torch.equal(processor(str(path), reduced_decode=True)["pixel_values"], exact)
+
+
+def test_reduced_decode_must_be_a_boolean(processor):
+    with pytest.raises(ValueError, match="reduced_decode must be True or False"):
+        processor(random_image(8, 8, "RGB"), reduced_decode="yes")
+
+
 # SigLIP towers: a square resize and mean/std 0.5, as transformers' SiglipImageProcessor.
 
 

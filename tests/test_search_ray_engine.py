@@ -123,3 +123,29 @@ def test_more_gpus_per_worker_than_the_cluster_has_is_a_clear_error(
     assert cli.main([str(arg) for arg in argv]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == "error: --gpus-per-worker 1 asks for more GPUs than the Ray cluster has (0)"
+
+
+def test_reduced_decoding_reaches_the_ray_workers(tmp_path, model_dir) -> None:
+    from builders import photo_like
+
+    paths = []
+    for seed in range(4):  # large enough for a reduced decode at the tiny model's input
+        paths.append(tmp_path / f"{seed}.jpg")
+        photo_like(300, 200, seed).save(paths[-1], quality=90)
+    model = load_model(str(model_dir), None)
+    rows = {}
+    for reduced in (False, True):
+        local = cli.embed_image_files(model, paths, BATCH, True, reduced)
+        remote = embed_image_files_ray(
+            str(model_dir),
+            paths,
+            BATCH,
+            tmp_path / "index",
+            RayOptions(),
+            lambda message: None,
+            reduced_decode=reduced,
+        )
+        assert remote.kept == local.kept == [0, 1, 2, 3]
+        np.testing.assert_allclose(remote.embeddings, local.embeddings, atol=1e-5)
+        rows[reduced] = remote.embeddings
+    assert not np.allclose(rows[False], rows[True], atol=1e-5)  # another decode ran

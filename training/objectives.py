@@ -3,7 +3,7 @@
 import torch
 from torch.nn import functional
 
-OBJECTIVES = ("mse", "cosine")
+from training.options import OBJECTIVES
 
 
 def mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:

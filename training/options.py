@@ -25,6 +25,9 @@ AT_LEAST_ONE = (
 # each group's learning rate and weight decay in its state dict.
 OPTIMIZER_SETTINGS = ("learning_rate", "encoder_learning_rate", "weight_decay")
 
+# The distances train.py can minimise (training/objectives.py); named here, light to import.
+OBJECTIVES = ("mse", "cosine")
+
 
 def flag(name: str) -> str:
     """The command line's name of an option: `learning_rate` -> `--learning-rate`."""
