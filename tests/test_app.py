@@ -353,13 +353,13 @@ def test_gradio_api_cannot_read_server_files(served) -> None:
     running, photos, _ = served
     payload = {"path": str(photos / "keep.png"), "meta": {"_type": "gradio.FileData"}}
     request = urllib.request.Request(
-        f"{running.url}/gradio_api/call/show",
+        f"{running.url}/gradio_api/call/preview",
         data=json.dumps({"data": [payload]}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         event = json.loads(response.read())["event_id"]
-    with urllib.request.urlopen(f"{running.url}/gradio_api/call/show/{event}") as response:
+    with urllib.request.urlopen(f"{running.url}/gradio_api/call/preview/{event}") as response:
         stream = response.read().decode()
     assert stream.startswith("event: error") and "it was not uploaded by a user" in stream
     assert "gradio_api/file=" not in stream  # no copy of the file to fetch

@@ -2,7 +2,6 @@
 settings against a running page, results downloaded (thumbnails included), uploads cleaned up
 after use, and previews of large photos decoded reduced."""
 
-import io
 import os
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from PIL import Image, JpegImagePlugin
 from web_setup import PHOTOS, indexed_folder, load_for_page, noise_image, serve_page
 
 from web import callbacks
-from web.reduced import load_reduced
 from web.thumbnails import THUMBNAIL_SIZE, ThumbnailFiles, thumbnail_id
 from web.uploads import MAX_KEPT_UPLOADS
 
@@ -50,14 +48,14 @@ def caption_paths(items: list[dict]) -> list[str]:
 def test_text_search_as_the_footer_shows_it(site, client) -> None:
     running, app, _, _, _ = site
     items, message = client.predict(
-        text="sahilde bir köpek",
+        query="sahilde bir köpek",
         k=3,
-        after="",
-        before="",
-        cam="",
-        sub="",
-        ext="",
-        least=-1,
+        taken_after="",
+        taken_before="",
+        camera="",
+        folder="",
+        file_type="",
+        min_score=-1,
         api_name="/by_text",
     )
     files = ThumbnailFiles(app.index, app.max_pixels)
@@ -72,16 +70,19 @@ def test_duplicates_and_classify_endpoints(site, client) -> None:
     from gradio_client import handle_file
 
     _, _, photos, _, _ = site
-    items, summary = client.predict(value=0.5, api_name="/run")
+    items, summary = client.predict(threshold=0.5, api_name="/duplicates")
     assert "groups of near-duplicates at threshold 0.5" in summary
     assert items and {item["caption"].split(" · ")[2] for item in items} <= set(PHOTOS)
     for item in items:
         assert Image.open(item["image"]).format == "JPEG"
     probs, message = client.predict(
-        handle_file(photos / "kedi.jpg"), "kedi, köpek", callbacks.DEFAULT_CHOICE, api_name="/run_1"
+        handle_file(photos / "kedi.jpg"),
+        "kedi, köpek",
+        callbacks.DEFAULT_CHOICE,
+        api_name="/classify",
     )
     assert message == "" and {c["label"] for c in probs["confidences"]} == {"kedi", "köpek"}
-    preview, message = client.predict(handle_file(photos / "kedi.jpg"), api_name="/show")
+    preview, message = client.predict(handle_file(photos / "kedi.jpg"), api_name="/preview")
     assert message == "" and Image.open(preview).size == (48, 40)
 
 
@@ -130,9 +131,11 @@ def test_uploads_do_not_accumulate(site, client) -> None:
     for number in range(count):
         photo = noise_image(sent / f"upload-{number}.png", 100 + number)
         if number % 2:
-            client.predict(handle_file(photo), api_name="/show")
+            client.predict(handle_file(photo), api_name="/preview")
         else:
-            client.predict(handle_file(photo), "kedi", callbacks.DEFAULT_CHOICE, api_name="/run_1")
+            client.predict(
+                handle_file(photo), "kedi", callbacks.DEFAULT_CHOICE, api_name="/classify"
+            )
     kept = [path for path in uploads.rglob("upload-*.png")]
     assert 1 <= len(kept) <= MAX_KEPT_UPLOADS
     largest = max(path.stat().st_size for path in sent.iterdir())
@@ -170,18 +173,3 @@ def test_preview_of_a_large_jpeg_is_decoded_reduced(tmp_path, site, decoded_size
     assert message == "" and max(preview.size) == callbacks.PREVIEW_SIZE
     # 1/4 of 4000x3000: the smallest DCT scale that keeps the short side >= 512.
     assert decoded_sizes and max(decoded_sizes) == (1000, 750)
-
-
-def test_reduced_decoding_keeps_the_loader_rules(tmp_path) -> None:
-    photo = large_jpeg(tmp_path / "buyuk.jpg", (2000, 1000))
-    assert load_reduced(photo, None, 200).size == (500, 250)  # 1/4: the short side >= 200
-    assert load_reduced(photo, None, 5000).size == (2000, 1000)  # never enlarged
-    with pytest.raises(ValueError, match="2000x1000 = 2,000,000 pixels"):
-        load_reduced(photo, 1_000_000, 200)
-    png = noise_image(tmp_path / "kucuk.png", 1)
-    assert load_reduced(png, None, 10).size == (48, 40)  # not a JPEG: decoded in full
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64)).save(buffer, format="JPEG")
-    (tmp_path / "bozuk.jpg").write_bytes(buffer.getvalue()[:100])
-    with pytest.raises(ValueError, match="truncated or corrupt"):
-        load_reduced(tmp_path / "bozuk.jpg", None, 10)

@@ -11,7 +11,6 @@ from search.filters import parse_filter
 from search.photo_index import PhotoHit, check_score
 from web.engine import AppInputError, AppModel
 from web.errors import describe
-from web.reduced import load_reduced
 from web.thumbnails import ThumbnailFiles
 
 ENSEMBLE_CHOICE = "Turkish template ensemble"
@@ -47,7 +46,7 @@ def choose_templates(app: AppModel, choice: str | None) -> tuple[str, ...]:
 
 def open_upload(app: AppModel, path: str | None, uploads: Path, reduced_to: int | None = None):
     """An uploaded file as an RGB image, through the project's loader and its pixel limit;
-    with `reduced_to`, decoded at about that size where the format allows (web/reduced.py).
+    with `reduced_to`, a JPEG is decoded at a reduced size whose shorter side is at least that.
 
     Gradio's API lets a client name any server path as a file input; only files inside the
     upload folder `uploads` are opened, so the page cannot be made to read other files.
@@ -60,9 +59,7 @@ def open_upload(app: AppModel, path: str | None, uploads: Path, reduced_to: int 
     if not Path(path).resolve().is_relative_to(Path(uploads).resolve()):
         raise AppInputError(f"{name!r} was not uploaded through the page")
     try:
-        if reduced_to is not None:
-            return load_reduced(Path(path), app.max_pixels, reduced_to)
-        return load_image(path, max_pixels=app.max_pixels)
+        return load_image(path, max_pixels=app.max_pixels, draft_min_side=reduced_to)
     except (OSError, ValueError) as error:  # ImageLoadError is a ValueError
         # The upload's temporary path means nothing to the user; its file name does.
         message = " ".join(str(error).split()).replace(str(path), name)

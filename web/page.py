@@ -84,20 +84,41 @@ def _search_tab(gr, app: AppModel, files: ThumbnailFiles, used: UsedUploads) -> 
         names = ("taken_after", "taken_before", "camera", "folder", "type")
         return dict(zip(names, values))
 
-    def by_text(text, k, after, before, cam, sub, ext, least, request: gr.Request):
-        chosen = filters(after, before, cam, sub, ext)
+    # The parameters' names are those the page's "Use via API" shows for gradio_client.
+    def by_text(
+        query,
+        k,
+        taken_after,
+        taken_before,
+        camera,
+        folder,
+        file_type,
+        min_score,
+        request: gr.Request,
+    ):
+        chosen = filters(taken_after, taken_before, camera, folder, file_type)
         origin = page_origin(request)
-        return callbacks.search_text(app, files, text, k, origin, chosen, least)
+        return callbacks.search_text(app, files, query, k, origin, chosen, min_score)
 
-    def by_upload(path, k, after, before, cam, sub, ext, least, request: gr.Request):
-        chosen = filters(after, before, cam, sub, ext)
+    def by_upload(
+        photo,
+        k,
+        taken_after,
+        taken_before,
+        camera,
+        folder,
+        file_type,
+        min_score,
+        request: gr.Request,
+    ):
+        chosen = filters(taken_after, taken_before, camera, folder, file_type)
         origin = page_origin(request)
         try:
             return callbacks.search_upload(
-                app, files, path, upload_folder(), k, origin, chosen, least
+                app, files, photo, upload_folder(), k, origin, chosen, min_score
             )
         finally:
-            used.used(path)
+            used.used(photo)
 
     def similar(
         ids, k, after, before, cam, sub, ext, least, event: gr.SelectData, request: gr.Request
@@ -107,9 +128,10 @@ def _search_tab(gr, app: AppModel, files: ThumbnailFiles, used: UsedUploads) -> 
         return callbacks.search_like(app, files, ids, event.index, k, origin, chosen, least)
 
     button.click(by_text, [query, *options], outputs)
-    query.submit(by_text, [query, *options], outputs)
+    query.submit(by_text, [query, *options], outputs, api_visibility="private")  # as /by_text
     upload.upload(by_upload, [upload, *options], outputs)
-    gallery.select(similar, [shown, *options], outputs)
+    # A click on a shown result only: API clients search by image_id through /api/search.
+    gallery.select(similar, [shown, *options], outputs, api_visibility="private")
 
 
 def _duplicates_tab(gr, app: AppModel, files: ThumbnailFiles) -> None:
@@ -127,11 +149,10 @@ def _duplicates_tab(gr, app: AppModel, files: ThumbnailFiles) -> None:
         label="Duplicate groups", columns=4, allow_preview=False, elem_id="duplicates"
     )
 
-    def run(value, request: gr.Request):
-        items, summary = callbacks.find_duplicates(app, files, value, page_origin(request))
-        return items, summary
+    def duplicates(threshold, request: gr.Request):
+        return callbacks.find_duplicates(app, files, threshold, page_origin(request))
 
-    button.click(run, [threshold], [gallery, message])
+    button.click(duplicates, [threshold], [gallery, message])
 
 
 def _classify_tab(gr, app: AppModel, examples: list[Path], used: UsedUploads) -> None:
@@ -140,7 +161,7 @@ def _classify_tab(gr, app: AppModel, examples: list[Path], used: UsedUploads) ->
             upload = gr.File(
                 label="Photo", file_types=["image"], type="filepath", elem_id="classify-upload"
             )
-            preview = gr.Image(label="Preview", interactive=False, height=240)
+            shown = gr.Image(label="Preview", interactive=False, height=240)
         with gr.Column():
             labels = gr.Textbox(
                 label="Labels (comma-separated)", value=DEFAULT_LABELS, elem_id="labels"
@@ -157,20 +178,20 @@ def _classify_tab(gr, app: AppModel, examples: list[Path], used: UsedUploads) ->
     if examples:
         gr.Examples([[str(path)] for path in examples], inputs=[upload], label="Demo photos")
 
-    def run(path, text, choice):
+    def classify(photo, labels, template):
         try:
-            return callbacks.classify_upload(app, path, upload_folder(), text, choice)
+            return callbacks.classify_upload(app, photo, upload_folder(), labels, template)
         finally:
-            used.used(path)
+            used.used(photo)
 
-    def show(path):
+    def preview(photo):
         try:
-            return callbacks.preview_upload(app, path, upload_folder())
+            return callbacks.preview_upload(app, photo, upload_folder())
         finally:
-            used.used(path)
+            used.used(photo)
 
-    upload.change(show, [upload], [preview, message])
-    button.click(run, [upload, labels, template], [result, message])
+    upload.change(preview, [upload], [shown, message])
+    button.click(classify, [upload, labels, template], [result, message])
 
 
 def about_text(app: AppModel) -> str:

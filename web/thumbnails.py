@@ -13,7 +13,6 @@ from pathlib import Path
 
 from search.errors import SearchError
 from search.photo_index import PhotoIndex, photo_id
-from web.reduced import load_reduced
 
 THUMBNAIL_SIZE = 256
 # The short side a JPEG is decoded at (at least; by DCT scaling), not its full size.
@@ -105,9 +104,12 @@ class ThumbnailFiles:
 
 
 def _render(path: Path, max_pixels: int | None) -> bytes:
+    from turkish_clip.image_loading import load_image
+
     try:
-        # Twice the thumbnail's size before the final resampling keeps it sharp.
-        image = load_reduced(path, max_pixels, DECODED_SIZE)
+        # A JPEG decoded reduced (DCT scaling), to twice the thumbnail's size: a 42 MP photo then
+        # holds a fraction of its pixels in memory, and the final resampling stays sharp.
+        image = load_image(path, max_pixels=max_pixels, draft_min_side=DECODED_SIZE)
     except (OSError, ValueError):  # changed into something unreadable since indexing
         raise ThumbnailRefused(404) from None
     image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
