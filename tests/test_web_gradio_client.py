@@ -173,3 +173,9 @@ def test_preview_of_a_large_jpeg_is_decoded_reduced(tmp_path, site, decoded_size
     assert message == "" and max(preview.size) == callbacks.PREVIEW_SIZE
     # 1/4 of 4000x3000: the smallest DCT scale that keeps the short side >= 512.
     assert decoded_sizes and max(decoded_sizes) == (1000, 750)
+
+
+def test_the_footer_lists_the_endpoints_that_work(client) -> None:
+    """A gallery click (similar photos) needs the page; the HTTP API's image_id does it."""
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(endpoints) == {"/by_text", "/by_upload", "/duplicates", "/classify", "/preview"}

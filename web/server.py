@@ -76,4 +76,9 @@ def url_host(host: str) -> str:
 def uvicorn_server(server_app):
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(server_app, log_level="warning", lifespan="on"))
+    # Open connections (a browser tab's event stream, a client's heartbeat) delay a stop by at
+    # most this many seconds instead of holding it until they close.
+    config = uvicorn.Config(
+        server_app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5
+    )
+    return uvicorn.Server(config)
