@@ -143,10 +143,10 @@ def run_classify(args: argparse.Namespace) -> int:
     if not labels or not all(labels):
         raise CLIError("--labels needs at least one non-empty label")
     templates = _templates(args.template)
+    pipe = load_pipeline(_spec(args))  # a model that cannot be had is refused before torch loads
+    _say_backend(pipe.model)
     from turkish_clip.image_loading import load_image
 
-    pipe = load_pipeline(_spec(args))
-    _say_backend(pipe.model)
     max_pixels = pipe.image_processor.max_image_pixels
     options = {"candidate_labels": labels, "top_k": args.top_k}
     if templates:
@@ -534,9 +534,11 @@ def _spec(args: argparse.Namespace) -> ModelSpec:
 
 
 def _templates(templates: list[str] | None) -> tuple[str, ...]:
+    if not templates:
+        return ()
     from turkish_clip.configuration_turkish_clip import check_templates
 
-    return check_templates(templates) if templates else ()
+    return check_templates(templates)
 
 
 # Output helpers.
