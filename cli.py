@@ -143,9 +143,10 @@ def run_classify(args: argparse.Namespace) -> int:
     if not labels or not all(labels):
         raise CLIError("--labels needs at least one non-empty label")
     templates = _templates(args.template)
+    pipe = load_pipeline(_spec(args))  # a model that cannot be had is refused before torch loads
+    _say_backend(pipe.model)
     from turkish_clip.image_loading import load_image
 
-    pipe = load_pipeline(_spec(args))
     max_pixels = pipe.image_processor.max_image_pixels
     options = {"candidate_labels": labels, "top_k": args.top_k}
     if templates:
@@ -265,6 +266,7 @@ def _breadth(args: argparse.Namespace, library: PhotoLibrary) -> tuple[bool, int
 def _open_library(args: argparse.Namespace, use_ann: bool = True) -> PhotoLibrary:
     folder = Path(args.index).expanduser()
     library = PhotoLibrary.load(_spec(args), folder, use_ann=use_ann)
+    _say_backend(library.model)
     if not library.photos().files:
         raise EmptyIndexError(f"index {folder} is empty")
     return library
@@ -405,6 +407,7 @@ def _evaluate_benchmark(args: argparse.Namespace) -> int:
     if warning:
         _warn(warning)
     model = load_model(spec)
+    _say_backend(model)
     embedded = embed_image_files(model, found.images, args.batch_size, args.quiet)
     unreadable = len(found.images) - len(embedded.kept)
     if unreadable:
@@ -512,7 +515,16 @@ def _evaluate_captions(args: argparse.Namespace) -> int:
 
 
 def _load_named_model(args: argparse.Namespace):
-    return load_model(_spec(args).resolved())
+    model = load_model(_spec(args).resolved())
+    _say_backend(model)
+    return model
+
+
+def _say_backend(model) -> None:
+    """Once per run, before any result: which backend computes (onnxruntime or torch, int8)."""
+    from inference.embedding_model import backend_name
+
+    _warn(f"model {getattr(model, 'name_or_path', '')}: {backend_name(model)}")
 
 
 def _spec(args: argparse.Namespace) -> ModelSpec:
@@ -522,9 +534,11 @@ def _spec(args: argparse.Namespace) -> ModelSpec:
 
 
 def _templates(templates: list[str] | None) -> tuple[str, ...]:
+    if not templates:
+        return ()
     from turkish_clip.configuration_turkish_clip import check_templates
 
-    return check_templates(templates) if templates else ()
+    return check_templates(templates)
 
 
 # Output helpers.

@@ -39,6 +39,18 @@ def logit_bias(model: EmbeddingModel):
     return getattr(model, "logit_bias", None)
 
 
+def backend_name(model: EmbeddingModel) -> str:
+    """Which backend computes the embeddings, in words: "onnxruntime int8", "torch float32 on
+    cpu"... what the commands say once at the start of a run."""
+    if hasattr(model, "int8") and not hasattr(model, "parameters"):  # onnxruntime's stand-in
+        return f"onnxruntime {'int8' if model.int8 else 'float32'}"
+    if getattr(model, "is_int8", False):
+        precision = "int8"
+    else:
+        precision = str(next(model.parameters()).dtype).removeprefix("torch.")
+    return f"torch {precision} on {model.device}"
+
+
 def encode_texts(model: EmbeddingModel, texts: list[str]) -> np.ndarray:
     """L2-normalised float32 rows, one per text."""
     return np.asarray(model.encode_text(list(texts), return_numpy=True), np.float32)

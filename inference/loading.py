@@ -10,6 +10,8 @@ the Hub, only at a commit sha, so the code that runs is the code that was read.
 
 import json
 import re
+import socket
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,6 +21,8 @@ MODEL_TYPE = "turkish_clip"
 WEIGHTS_FILES = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_WEIGHTS_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+# How long a Hub look-up may wait for a first connection before the model counts as unreachable.
+HUB_DEADLINE_SECONDS = 5.0
 BACKENDS = ("torch", "onnx")
 
 
@@ -40,6 +44,10 @@ class UntrustedCodeError(ModelChoiceError):
 
 class UnpinnedCodeError(ModelChoiceError):
     """A Hub model's code was trusted without pinning it to a commit sha."""
+
+
+class HubUnreachableError(ModelChoiceError):
+    """A Hub model that is not in the local cache, while the Hub cannot be reached."""
 
 
 class NoDefaultModelError(ModelChoiceError):
@@ -281,10 +289,61 @@ def _check_hub_id(name: str, revision: str | None, trust_remote_code: bool) -> N
 
 
 def _hub_config(name: str, revision: str | None) -> Path:
+    """The model's config.json from the Hub, or from the local cache where the Hub cannot be
+    reached within HUB_DEADLINE_SECONDS: the Hub client's own retries would take most of a
+    minute to say so."""
     from huggingface_hub import hf_hub_download
 
+    if not hub_reachable():
+        try:
+            cached = hf_hub_download(name, "config.json", revision=revision, local_files_only=True)
+        except Exception:  # not in the cache: no way to get it now
+            raise HubUnreachableError(
+                f"model {_model_name(name, revision)} cannot be loaded: it is neither a local "
+                f"folder nor in the local Hub cache, and {_why_no_hub()}"
+            ) from None
+        return Path(cached)
     path = _call(lambda: hf_hub_download(name, "config.json", revision=revision), name, revision)
     return Path(path)
+
+
+def hub_reachable(deadline: float = HUB_DEADLINE_SECONDS) -> bool:
+    """Whether a connection to the Hub opens within `deadline` seconds, name look-up included
+    (which sockets' own timeouts do not bound). False in offline mode (HF_HUB_OFFLINE=1)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    outcome: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection(_hub_address(), timeout=deadline).close()
+            outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    attempt = threading.Thread(target=connect, daemon=True)
+    attempt.start()
+    attempt.join(deadline)
+    return bool(outcome and outcome[0])
+
+
+def _why_no_hub() -> str:
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "offline mode is on (HF_HUB_OFFLINE)"
+    return f"the Hub ({_hub_address()[0]}) cannot be reached within {HUB_DEADLINE_SECONDS:g} s"
+
+
+def _hub_address() -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    url = urlsplit(constants.ENDPOINT)
+    return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
 
 
 def _read_config(path: Path, shown: str) -> dict:

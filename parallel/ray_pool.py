@@ -37,7 +37,10 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
+    # A successful run prints nothing of Ray's own: its loggers note settings at "warning"
+    # level. A real failure still reaches the user, as `ray_session`'s RayRunError.
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    quiet = dict(log_to_driver=False, logging_level=logging.ERROR)
     if address is None:
         runtime_env = {"env_vars": {"PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}}
         ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env, **quiet)
@@ -53,8 +56,9 @@ def ray_session(options: RayOptions) -> Iterator[None]:
     import ray
     import ray.data
 
-    # Ray Data sets up its loggers on import; it would print each stage's start and end.
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # Ray Data sets up its loggers on import; it would print each stage's start and end, and a
+    # note that its progress bars are off.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     started = not ray.is_initialized()
     if started:
         start_ray(options.address)
@@ -94,3 +98,20 @@ def pool_sizes(options: RayOptions) -> tuple[float, int, int]:
     threads = options.threads_per_worker or os.cpu_count() or 1
     nodes = max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
     return 0.0, nodes, threads
+
+
+def map_with_actor_pool(dataset, actor: type, arguments: dict, **options):
+    """`dataset.map_batches` through a pool of `actor(**arguments)`, none of them restarted.
+
+    A failed actor fails the run, which resumes from its finished batches when run again. A
+    restartable one makes Ray's core log an error-level line on every successful run (its
+    constructor's arguments wait in the object store), which no user should have to read.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        # Ray 2.60 takes an actor's options only through its deprecated `ray_remote_args`.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return dataset.map_batches(
+            actor, fn_constructor_kwargs=arguments, max_restarts=0, **options
+        )

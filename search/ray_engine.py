@@ -26,7 +26,13 @@ import numpy as np
 from inference.loading import ModelSpec, as_spec, load_model
 
 # RayOptions, RayRunError and start_ray are this engine's interface too (cli.py, benchmarks).
-from parallel.ray_pool import RayOptions, RayRunError, ray_session, start_ray  # noqa: F401
+from parallel.ray_pool import (  # noqa: F401
+    RayOptions,
+    RayRunError,
+    map_with_actor_pool,
+    ray_session,
+    start_ray,
+)
 from parallel.ray_pool import pool_sizes as _pool
 from search.embedding import EmbeddedImages, prepare_image
 
@@ -131,9 +137,10 @@ def _run(
         # the actors, which then wait for it) and lets two run beside each actor.
         decode = partial(_decode, image_processor=processor, reduced=reduced_decode)
         dataset = dataset.map(decode, num_cpus=0.5)
-        dataset = dataset.map_batches(
+        dataset = map_with_actor_pool(
+            dataset,
             _Embedder,
-            fn_constructor_kwargs=dict(spec=spec, work=str(work), threads=threads),
+            dict(spec=spec, work=str(work), threads=threads),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_gpus=gpus,

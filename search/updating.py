@@ -11,7 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.embedding_model import EmbeddingModel, embedding_width, fingerprint
+from inference.embedding_model import (
+    EmbeddingModel,
+    backend_name,
+    embedding_width,
+    fingerprint,
+)
 from inference.image_path import fastest_image_spec
 from inference.loading import ModelSpec, load_model, spec_for_index
 from search.ann import ann_file_name, update_ann
@@ -186,6 +191,7 @@ def update_index(
             if old and not reembed:
                 _check_same_model(folder, old, model, recorded, warn)
             paths = plan.to_embed
+            warn(f"embedding with {backend_name(model)}")
             embedded = engine.embed(
                 model, spec, [root / path for path in paths], folder, progress, warn
             )

@@ -1,6 +1,7 @@
 """Builders of tiny Turkish CLIP models for tests: random weights, real file formats."""
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -544,3 +545,9 @@ def sequential_rows(model, paths: list[Path], batch_size: int, reduced: bool = F
                 features = model.embed_pixel_values(torch.from_numpy(np.stack(arrays)))
             rows.append(torch.nn.functional.normalize(features.float(), dim=-1).numpy())
     return np.concatenate(rows), kept, failures, retry, warnings
+
+
+def without_backend_note(err: str) -> str:
+    """A command's stderr without the line that says which backend computes."""
+    notes = re.compile(r"model .*: (torch|onnxruntime) .*|embedding with (torch|onnxruntime) .*")
+    return "".join(line for line in err.splitlines(True) if not notes.fullmatch(line.rstrip("\n")))

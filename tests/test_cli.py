@@ -15,7 +15,12 @@ import huggingface_hub.utils.logging
 import numpy as np
 import pytest
 import transformers.utils.logging
-from builders import replace_model_code, retype_model_folder, save_tiny_model_folder
+from builders import (
+    replace_model_code,
+    retype_model_folder,
+    save_tiny_model_folder,
+    without_backend_note,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -567,7 +572,7 @@ def test_classify_escapes_names_and_json_keeps_them(capsys, tmp_path, model_dir)
     lines = out.splitlines()
     assert lines[0] == f"{tmp_path}/kırmızı\\x1b[31m\\r\\n\\u202e\\u2028\\x85\\xff.png"
     assert len(lines) == 3 and all(line.isprintable() for line in lines)
-    [warning] = err.splitlines()
+    [warning] = without_backend_note(err).splitlines()
     assert warning.isprintable() and "bozuk" in warning and "\\x1b[31m" in warning
     code, out, _ = run(capsys, *argv, "--json")
     assert [result["image"] for result in json_lines(out)] == [str(good)]
@@ -582,10 +587,10 @@ def test_index_and_search_escape_names(capsys, tmp_path, model_dir) -> None:
     index = tmp_path / "index"
     code, out, err = run(capsys, "index", folder, "--index", index, "--model", model_dir)
     assert code == 0 and "2 images" in out
-    [warning] = err.splitlines()
+    [warning] = without_backend_note(err).splitlines()
     assert warning.isprintable() and "bozuk" in warning and "\\x1b[31m\\r\\n\\u202e" in warning
     code, out, err = run(capsys, "search", "deniz", "--index", index)
-    assert code == 0 and err == ""
+    assert code == 0 and without_backend_note(err) == ""
     lines = out.splitlines()
     assert len(lines) == 2 and all(line.isprintable() for line in lines)
     escaped = "kırmızı\\x1b[31m\\r\\n\\u202e"
@@ -606,7 +611,7 @@ def test_evaluate_escapes_class_names_and_json_keeps_them(capsys, tmp_path, mode
     assert code == 0
     assert all(line.isprintable() for line in out.splitlines())
     assert "kedikırmızı\\x1b[31m\\r\\n\\u202e" in out and "köpek\\u2028\\x85" in out
-    [warning] = err.splitlines()
+    [warning] = without_backend_note(err).splitlines()
     assert warning.isprintable() and "\\x1b[31m" in warning
     code, out, _ = run(capsys, *argv, "--json")
     report = json.loads(out)
@@ -854,3 +859,22 @@ def test_index_picks_the_fastest_exact_enough_image_path(
     code, _, err = run(capsys, "index", photos, "--index", tmp_path / "torch", "--model", model_dir)
     assert code == 0, err
     assert loads[-1] == ("TurkishCLIPModel", "torch", False)
+
+
+def test_each_command_says_once_which_backend_computes(
+    capsys, tmp_path, photos, tiny_onnx_dir
+) -> None:
+    index = tmp_path / "index"
+    argv = ["index", photos, "--index", index, "--model", tiny_onnx_dir, "--backend", "onnx"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0 and err.count("embedding with onnxruntime float32") == 1
+    code, _, err = run(capsys, "search", "kedi", "--index", index, "--backend", "torch", "--int8")
+    assert code == 0 and err.splitlines()[0].endswith(": torch int8 on cpu")
+    code, _, err = run(capsys, "search", "kedi", "--index", index, "--backend", "torch")
+    assert code == 0 and [line.split(": ")[-1] for line in err.splitlines()] == [
+        "torch float32 on cpu"
+    ]
+    image = next(photos.rglob("*.png"))
+    classify = ["classify", image, "--labels", "kedi", "köpek", "--model", tiny_onnx_dir]
+    code, _, err = run(capsys, *classify, "--backend", "onnx", "--int8")
+    assert code == 0 and err.splitlines() == [f"model {tiny_onnx_dir}: onnxruntime int8"]

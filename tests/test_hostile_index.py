@@ -19,7 +19,14 @@ import huggingface_hub.utils
 import numpy as np
 import pytest
 import transformers.utils.logging
-from builders import noise_image, save_tiny_model_folder, tiny_model, tiny_processor, tiny_student
+from builders import (
+    noise_image,
+    save_tiny_model_folder,
+    tiny_model,
+    tiny_processor,
+    tiny_student,
+    without_backend_note,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -621,6 +628,7 @@ def test_search_by_image_uses_the_models_pixel_limit(capsys, tmp_path, model_dir
     assert run(capsys, "index", root, "--index", folder, "--model", model_dir)[0] == 0
     code, out, err = run(capsys, "search", "--image", big, "--index", folder)
     assert (code, out) == (1, "")
+    err = without_backend_note(err)
     assert "big.png" in err and "1,000" in err and len(err.strip().splitlines()) == 1
 
 

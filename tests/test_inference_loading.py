@@ -106,6 +106,7 @@ def test_unreachable_hub_model_is_one_line_naming_it(monkeypatch) -> None:
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     message = refusal(load_model, "someone/clip-fork", SHA, trust_remote_code=True)
     assert f"'someone/clip-fork@{SHA}' cannot be loaded" in message
+    assert message.endswith("offline mode is on (HF_HUB_OFFLINE)")
 
 
 def test_missing_or_wrong_folders_are_named(tmp_path, model_dir) -> None:
@@ -144,3 +145,46 @@ def test_choose_model_takes_the_index_model_by_default_and_any_named_one(model_d
     assert "moved-away" in message and "gone" in message  # the command line adds its hint
     for broken in ({}, {"model": 3, "revision": None}, {"model": "a", "revision": ["b"]}):
         assert "meta.json names no model" in refusal(choose_model, None, None, broken)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:  # bound, then closed: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_hub_is_said_at_once_without_the_clients_retries(monkeypatch) -> None:
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from inference import loading
+
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    asked = []
+    real_download = huggingface_hub.hf_hub_download
+
+    def download(*args, **kwargs):
+        asked.append(kwargs.get("local_files_only", False))
+        return real_download(*args, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    assert not loading.hub_reachable()
+    with pytest.raises(loading.HubUnreachableError) as refused:
+        loading.load_model(loading.ModelSpec("someone/missing-model"))
+    message = str(refused.value)
+    assert "'someone/missing-model' cannot be loaded" in message and "cannot be reached" in message
+    assert "\n" not in message
+    assert asked == [True]  # only the local cache was asked, never the network
+
+
+def test_a_reachable_hub_is_asked(monkeypatch, http_server) -> None:
+    from huggingface_hub import constants
+
+    from inference import loading
+
+    monkeypatch.setattr(constants, "ENDPOINT", http_server.url("").rstrip("/"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    assert loading.hub_reachable()

@@ -149,3 +149,27 @@ def test_reduced_decoding_reaches_the_ray_workers(tmp_path, model_dir) -> None:
         np.testing.assert_allclose(remote.embeddings, local.embeddings, atol=1e-5)
         rows[reduced] = remote.embeddings
     assert not np.allclose(rows[False], rows[True], atol=1e-5)  # another decode ran
+
+
+def test_a_successful_ray_index_prints_nothing_of_rays_own(tmp_path, model_dir) -> None:
+    """Only the command's own lines: no Ray warnings, no core-worker log lines."""
+    import subprocess
+    import sys
+
+    for seed in range(4):
+        noise_image(tmp_path / "photos" / f"{seed}.png", seed)
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    argv = ["index", str(tmp_path / "photos"), "--index", str(tmp_path / "index")]
+    argv += ["--model", str(model_dir), "--engine", "ray", "--backend", "torch"]
+    done = subprocess.run(
+        [sys.executable, str(Path(cli.__file__)), *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{tmp_path / 'index'}: 4 images (4 added, 0 updated, 0 removed, 0 unchanged, 0 unreadable)"
+    ]
+    assert done.stderr.splitlines() == ["embedding with torch float32 on cpu"]

@@ -56,7 +56,9 @@ def site(tmp_path_factory):
     served = {}
     for name, extra in (("exact", []), ("ann", ["--ann-threshold", 1])):
         index = base / f"{name}.index"
-        assert run_cli("index", photos, "--index", index, "--model", model, *extra)[0] == 0
+        # Pixels decoded in full, so that scores equal the model's own `encode_image` of a file.
+        argv = ["index", photos, "--index", index, "--model", model, "--exact-decode"]
+        assert run_cli(*argv, *extra)[0] == 0
         app = load_for_page(index)
         assert app.index.has_ann == (name == "ann")
         served[name] = (serve_page(app), app, index)
@@ -370,7 +372,8 @@ def test_queries_during_command_line_updates_see_the_old_or_the_new_index(tmp_pa
     """`cli.py index` runs in another process, adding photos, while threads query the server."""
     model, photos = make_library(tmp_path)
     index = tmp_path / "busy.index"
-    assert run_cli("index", photos, "--index", index, "--model", model)[0] == 0
+    argv = ["index", photos, "--index", index, "--model", model, "--exact-decode"]
+    assert run_cli(*argv)[0] == 0
     added = [f"ek/foto{number}.png" for number in range(4)]
     generations = [set(PHOTOS)]
     for name in added:
@@ -383,7 +386,7 @@ def test_queries_during_command_line_updates_see_the_old_or_the_new_index(tmp_pa
         "for number in range(4):\n"
         "    noise_image(Path(sys.argv[2]) / 'ek' / f'foto{number}.png', 60 + number)\n"
         "    subprocess.run([sys.executable, sys.argv[1] + '/cli.py', 'index', sys.argv[2],\n"
-        "                    '--index', sys.argv[3], '-q'], check=True)\n"
+        "                    '--index', sys.argv[3], '-q', '--exact-decode'], check=True)\n"
     )
     running = serve_page(load_for_page(index))
     answers, errors = [], []

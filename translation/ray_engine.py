@@ -14,7 +14,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from parallel.ray_pool import RayOptions, pool_sizes, ray_session
+from parallel.ray_pool import RayOptions, map_with_actor_pool, pool_sizes, ray_session
 from translation.translator import Translator, TranslatorSettings
 
 
@@ -46,11 +46,10 @@ class RayEngine:
             context.execution_options.preserve_order = True
             items = [{"texts": json.dumps(batch)} for batch in batches]
             dataset = ray.data.from_items(items, override_num_blocks=len(items))
-            dataset = dataset.map_batches(
+            dataset = map_with_actor_pool(
+                dataset,
                 _TranslatingActor,
-                fn_constructor_kwargs=dict(
-                    settings=asdict(self.settings), threads=threads, gpu=gpus > 0
-                ),
+                dict(settings=asdict(self.settings), threads=threads, gpu=gpus > 0),
                 batch_size=1,
                 compute=ray.data.ActorPoolStrategy(size=workers),
                 num_gpus=gpus,
