@@ -27,7 +27,7 @@ from huggingface_hub.repocard import metadata_load
 from PIL import Image
 
 import hub_upload
-from conversion import checkpoints
+from conversion import checkpoints, verification
 from conversion.verification import REFUSED_SUFFIXES
 from turkish_clip import DEFAULT_TEMPLATE
 
@@ -262,7 +262,7 @@ def test_interrupted_convert_leaves_nothing(monkeypatch, tmp_path, fixtures_dir,
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hub_upload, "verify", interrupted)
+    monkeypatch.setattr(verification, "verify", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _run(_convert_args(fixtures_dir, tiny_clip_archive.path, tmp_path / "out"))
     assert list(tmp_path.iterdir()) == []
