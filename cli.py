@@ -60,7 +60,7 @@ from search.library import PhotoLibrary
 from search.ray_engine import RayRunError  # Ray itself is imported only when it runs
 from search.scanning import scan_images
 from search.updating import update_index
-from terminal.arguments import HelpFormatter
+from terminal.arguments import HelpFormatter, non_negative_float, positive_int
 from terminal.escaping import json_line, printable
 
 
@@ -592,16 +592,6 @@ def _check_trust(args: argparse.Namespace) -> None:
         )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
 def _recall(text: str) -> float:
     try:
         value = float(text)
@@ -609,16 +599,6 @@ def _recall(text: str) -> float:
         value = -1.0
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str, unit: str = "a number") -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be {unit} >= 0, got {text}")
     return value
 
 
@@ -633,7 +613,7 @@ def _score(text: str) -> float:
 
 
 def _seconds(text: str) -> float:
-    return _non_negative_float(text, "a number of seconds")
+    return non_negative_float(text, "a number of seconds")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -671,7 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch = argparse.ArgumentParser(add_help=False)
     batch.add_argument(
-        "--batch-size", type=_positive_int, default=32, metavar="N", help="images per model call"
+        "--batch-size", type=positive_int, default=32, metavar="N", help="images per model call"
     )
 
     parser = argparse.ArgumentParser(
@@ -684,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("images", nargs="+", metavar="IMAGE", help="image files or URLs")
     classify.add_argument("--labels", nargs="+", required=True, help="Turkish candidate labels")
-    classify.add_argument("--top-k", type=_positive_int, metavar="K", help="labels shown per image")
+    classify.add_argument("--top-k", type=positive_int, metavar="K", help="labels shown per image")
     classify.add_argument("--json", action="store_true", help="one JSON object per image")
     classify.set_defaults(run=run_classify)
 
@@ -716,13 +696,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.add_argument(
         "--gpus-per-worker",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="G",
         help="GPUs per embedding worker (default: 1 where the cluster has GPUs, else 0)",
     )
     index.add_argument(
         "--ann-threshold",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_ANN_THRESHOLD,
         metavar="ROWS",
         help="build an approximate search structure from this many rows on",
@@ -742,7 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--image", metavar="PATH", help="search by this image instead")
     search.add_argument("--index", required=True, metavar="DIR", help="index folder")
     search.add_argument(
-        "--top-k", type=_positive_int, default=10, metavar="K", help="results per query"
+        "--top-k", type=positive_int, default=10, metavar="K", help="results per query"
     )
     search.add_argument("--json", action="store_true", help="one JSON object per result")
     search.add_argument(
@@ -761,7 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     breadth.add_argument(
         "--nprobe",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="approximate search through N inverted lists per query (more: slower, more recall)",
     )

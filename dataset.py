@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from parallel.ray_pool import RayRunError
-from terminal.arguments import HelpFormatter
+from terminal.arguments import HelpFormatter, non_negative_float, positive_int
 from translation.errors import TranslationError
 from translation.readers import DEFAULT_COLUMN
 from translation.translator import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TRANSLATOR
@@ -123,13 +123,6 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -137,16 +130,6 @@ def _fraction(text: str) -> float:
         value = -1.0
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
 
 
@@ -201,17 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument("--revision", help="Hub branch, tag or commit of --model")
     model.add_argument(
-        "--num-beams", type=_positive_int, metavar="N", help="default: the checkpoint's own"
+        "--num-beams", type=positive_int, metavar="N", help="default: the checkpoint's own"
     )
     model.add_argument(
         "--max-new-tokens",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_NEW_TOKENS,
         metavar="N",
         help="longest translation, in tokens",
     )
     model.add_argument(
-        "--batch-size", type=_positive_int, default=32, metavar="N", help="captions per batch"
+        "--batch-size", type=positive_int, default=32, metavar="N", help="captions per batch"
     )
     model.add_argument("--source-lang", metavar="L", help="NLLB/M2M100 source code (eng_Latn / en)")
     model.add_argument("--target-lang", metavar="L", help="NLLB/M2M100 target code (tur_Latn / tr)")
@@ -225,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--ray-address", metavar="ADDRESS", help="join this Ray cluster")
     engine.add_argument(
         "--gpus-per-worker",
-        type=_non_negative_float,
+        type=non_negative_float,
         metavar="G",
         help="GPUs per translating worker (default: 1 where the cluster has GPUs, else 0)",
     )

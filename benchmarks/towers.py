@@ -17,10 +17,8 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from benchmarks.harness import interleaved  # noqa: E402
 from turkish_clip import TurkishCLIPConfig, TurkishCLIPModel  # noqa: E402
 
 # The three teachers' image towers (transformers' configs of openai/clip-vit-base-patch32,
@@ -123,20 +122,6 @@ def embedding_functions(model: TurkishCLIPModel) -> dict[str, Callable[[], objec
         "text": lambda: model.embed_token_ids(token_ids, pad, batch_size=TEXT_BATCH),
         "image": lambda: model.embed_pixel_values(pixels),
     }
-
-
-def interleaved(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds per call of each function, after one warm-up call of each, the calls
-    taken in turn (A, B, C, A, B, C...)."""
-    for function in functions.values():
-        function()
-    times = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def speeds(configs: dict[str, dict], repeats: int) -> dict[str, dict[str, float]]:

@@ -1,4 +1,5 @@
-"""What every command's `--help` shares: each option's help ends with its default."""
+"""What every command's arguments share: help that ends with each option's default, and the
+number types whose refusals argparse prints as usage errors."""
 
 import argparse
 
@@ -14,3 +15,23 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         if action.default in (None, []) or isinstance(action.default, bool) or "default" in text:
             return text  # absence or a flag said in the help's own words, or its default already
         return super()._get_help_string(action)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str, unit: str = "a number") -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be {unit} >= 0, got {text}")
+    return value
