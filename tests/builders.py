@@ -369,7 +369,25 @@ def _train_sentencepiece(prefix: Path, sentences: list[str], vocab_size: int) ->
     return prefix.with_suffix(".model")
 
 
-INIT_STD = 0.3  # larger than Marian's 0.02, so that each caption gets a translation of its own
+# The sizes every tiny translator shares; init_std larger than Marian's 0.02, so that each caption
+# gets a translation of its own.
+TINY_TRANSLATOR = {
+    "d_model": 16,
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "encoder_attention_heads": 2,
+    "decoder_attention_heads": 2,
+    "encoder_ffn_dim": 32,
+    "decoder_ffn_dim": 32,
+    "max_position_embeddings": 64,
+    "init_std": 0.3,
+}
+
+
+def turkish_phrases() -> list[str]:
+    """One five-word Turkish phrase starting at each word of the vocabulary."""
+    words = len(TURKISH_WORDS)
+    return [" ".join(TURKISH_WORDS[i % words] for i in range(k, k + 5)) for k in range(words)]
 
 
 def save_tiny_marian(directory: Path, seed: int = 0) -> Path:
@@ -382,8 +400,7 @@ def save_tiny_marian(directory: Path, seed: int = 0) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     english = english_captions(300, seed=1)
-    words = len(TURKISH_WORDS)
-    turkish = [" ".join(TURKISH_WORDS[i % words] for i in range(k, k + 5)) for k in range(words)]
+    turkish = turkish_phrases()
     source = _train_sentencepiece(directory / "src", english, 60)
     target = _train_sentencepiece(directory / "tgt", turkish * 5, 60)
     pieces = ["</s>", "<unk>"]
@@ -401,15 +418,7 @@ def save_tiny_marian(directory: Path, seed: int = 0) -> Path:
     )
     config = MarianConfig(
         vocab_size=len(vocab),
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=64,
-        init_std=INIT_STD,
+        **TINY_TRANSLATOR,
         pad_token_id=vocab["<pad>"],
         eos_token_id=vocab["</s>"],
         decoder_start_token_id=vocab["<pad>"],
@@ -433,8 +442,7 @@ def save_tiny_m2m100(directory: Path, seed: int = 0) -> Path:
     from transformers import M2M100Config, M2M100ForConditionalGeneration, M2M100Tokenizer
 
     directory.mkdir(parents=True, exist_ok=True)
-    words = len(TURKISH_WORDS)
-    turkish = [" ".join(TURKISH_WORDS[i % words] for i in range(k, k + 5)) for k in range(words)]
+    turkish = turkish_phrases()
     spm = _train_sentencepiece(directory / "spm", english_captions(300, seed=1) + turkish, 80)
     processor = sentencepiece.SentencePieceProcessor(model_file=str(spm))
     pieces = ["<s>", "<pad>", "</s>", "<unk>"]
@@ -449,15 +457,7 @@ def save_tiny_m2m100(directory: Path, seed: int = 0) -> Path:
     languages = len(tokenizer.lang_code_to_id) + tokenizer.num_madeup_words
     config = M2M100Config(
         vocab_size=tokenizer.encoder_size + languages,  # the language tokens come after
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=64,
-        init_std=INIT_STD,
+        **TINY_TRANSLATOR,
         pad_token_id=vocab["<pad>"],
         bos_token_id=vocab["<s>"],
         eos_token_id=vocab["</s>"],
@@ -482,15 +482,7 @@ def save_tiny_nllb(directory: Path, seed: int = 0) -> Path:
     tokenizer = NllbTokenizer(vocab=vocab, merges=[], src_lang="eng_Latn")
     config = M2M100Config(
         vocab_size=len(tokenizer),
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_position_embeddings=128,
-        init_std=INIT_STD,
+        **TINY_TRANSLATOR | {"max_position_embeddings": 128},
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,

@@ -211,3 +211,33 @@ def tiny_onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = save_tiny_model_folder(tmp_path_factory.mktemp("onnx") / "model")
     export_onnx(folder, int8=True)
     return folder
+
+
+@pytest.fixture(scope="module")
+def restore_library_logging():
+    """cli.main quiets transformers and the Hub for the whole process; modules that run it use
+    this, so that the other test modules find the libraries' defaults."""
+    import huggingface_hub.utils
+    import huggingface_hub.utils.logging
+    import transformers.utils.logging
+
+    verbosity = transformers.utils.logging.get_verbosity()
+    hub_verbosity = huggingface_hub.utils.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    hub_bars = not huggingface_hub.utils.are_progress_bars_disabled()
+    yield
+    transformers.utils.logging.set_verbosity(verbosity)
+    huggingface_hub.utils.logging.set_verbosity(hub_verbosity)
+    if bars:
+        transformers.utils.logging.enable_progress_bar()
+    if hub_bars:
+        huggingface_hub.utils.enable_progress_bars()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one torch thread than on contended ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

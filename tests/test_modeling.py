@@ -459,6 +459,18 @@ def test_a_siglip_tower_gives_the_teachers_image_features_scale_and_bias(siglip_
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
 
 
+def forward_with_teachers_text(model, teacher, input_ids, pixels):
+    """Both forwards with loss, the teacher's text embeddings put in place of the student's: the
+    logits and loss must then be the teacher's own."""
+    with torch.no_grad():
+        expected = teacher(input_ids=input_ids, pixel_values=pixels, return_loss=True)
+        model._embed_text = lambda ids, mask, **options: (
+            expected.text_embeds,
+            expected.text_model_output,
+        )
+        return model(input_ids=input_ids, pixel_values=pixels, return_loss=True), expected
+
+
 def test_siglip_forward_gives_siglipmodels_logits_and_sigmoid_loss(siglip_teacher):
     """The same embeddings through both forwards: the teacher's text embeddings are put in place
     of the student's, so logits and loss must be SiglipModel's own."""
@@ -467,13 +479,7 @@ def test_siglip_forward_gives_siglipmodels_logits_and_sigmoid_loss(siglip_teache
     generator = torch.Generator().manual_seed(1)
     pixels = torch.randn(4, 3, 32, 32, generator=generator)
     input_ids = torch.randint(0, 49406, (4, 64), generator=generator)
-    with torch.no_grad():
-        expected = teacher(input_ids=input_ids, pixel_values=pixels, return_loss=True)
-        model._embed_text = lambda ids, mask, **options: (
-            expected.text_embeds,
-            expected.text_model_output,
-        )
-        ours = model(input_ids=input_ids, pixel_values=pixels, return_loss=True)
+    ours, expected = forward_with_teachers_text(model, teacher, input_ids, pixels)
     torch.testing.assert_close(ours.logits_per_text, expected.logits_per_text, atol=1e-5, rtol=0)
     torch.testing.assert_close(ours.logits_per_image, expected.logits_per_image, atol=1e-5, rtol=0)
     assert ours.loss.item() == pytest.approx(expected.loss.item(), abs=1e-5)
@@ -494,13 +500,7 @@ def test_clip_forward_gives_clipmodels_contrastive_loss(tmp_path):
     generator = torch.Generator().manual_seed(2)
     pixels = torch.randn(3, 3, 32, 32, generator=generator)
     input_ids = torch.randint(0, 49406, (3, 12), generator=generator)
-    with torch.no_grad():
-        expected = teacher(input_ids=input_ids, pixel_values=pixels, return_loss=True)
-        model._embed_text = lambda ids, mask, **options: (
-            expected.text_embeds,
-            expected.text_model_output,
-        )
-        ours = model(input_ids=input_ids, pixel_values=pixels, return_loss=True)
+    ours, expected = forward_with_teachers_text(model, teacher, input_ids, pixels)
     torch.testing.assert_close(ours.logits_per_text, expected.logits_per_text, atol=1e-5, rtol=0)
     assert ours.loss.item() == pytest.approx(expected.loss.item(), abs=1e-5)
 

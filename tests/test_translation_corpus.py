@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from builders import english_captions, save_tiny_marian
 from transformers import MarianMTModel, MarianTokenizer
 
@@ -18,13 +17,7 @@ from translation.translator import Translator, TranslatorSettings
 MAX_NEW_TOKENS = 6
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread than on contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
