@@ -60,7 +60,7 @@ from search.library import PhotoLibrary
 from search.ray_engine import RayRunError  # Ray itself is imported only when it runs
 from search.scanning import scan_images
 from search.updating import update_index
-from terminal.arguments import HelpFormatter, non_negative_float, positive_int
+from terminal.arguments import HelpFormatter, non_negative_float, number_in, positive_int
 from terminal.escaping import json_line, printable
 
 
@@ -70,7 +70,7 @@ class CLIError(Exception):
 
 # What to do about each of the core's errors, in this command line's terms.
 HINTS = {
-    ModelMismatchError: None,  # its message says what to do
+    ModelMismatchError: "to embed every image again: `cli.py index FOLDER --index INDEX --reembed`",
     IndexModelGoneError: "name the model (moved, or any copy of it) with --model",
     RevisionOfFolderError: "drop --revision",
     UntrustedCodeError: "if you trust that code, pass --trust-remote-code with --model naming "
@@ -91,8 +91,6 @@ def worded(error: Exception, index: str | None = None) -> str:
     """The core's message with this command line's hint, naming the --index given."""
     for kind, hint in HINTS.items():
         if isinstance(error, kind):
-            if hint is None:
-                return _one_line(error)
             return f"{_one_line(error)} ({hint.replace('INDEX', index or 'INDEX')})"
     return _one_line(error)
 
@@ -213,7 +211,8 @@ def _engine(args: argparse.Namespace):
     from search.engines import LocalEngine, RayEngine
 
     if args.engine == "local":
-        return LocalEngine(args.batch_size, {"reduced_decode": not args.exact_decode})
+        fast = not args.exact_decode
+        return LocalEngine(args.batch_size, {"reduced_decode": fast}, fastest_path=fast)
     try:
         import ray.data  # noqa: F401
     except ImportError as error:
@@ -592,26 +591,6 @@ def _check_trust(args: argparse.Namespace) -> None:
         )
 
 
-def _recall(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}")
-    return value
-
-
-def _score(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not -1 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a cosine similarity from -1 to 1, got {text}")
-    return value
-
-
 def _seconds(text: str) -> float:
     return non_negative_float(text, "a number of seconds")
 
@@ -710,8 +689,10 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--exact-decode",
         action="store_true",
-        help="decode every pixel of large JPEGs (default: at a reduced DCT scale that keeps the "
-        "shorter side at least twice the model's input, several times faster)",
+        help="decode every pixel of large JPEGs and embed in float32 (on --backend, where given), "
+        "as indexes were made before these speed-ups, bit for bit (default: a reduced DCT scale "
+        "that keeps the shorter side at least twice the model's input, and the fastest image "
+        "path that stays exact enough: docs/indexing-speed.md)",
     )
     index.set_defaults(run=run_index)
 
@@ -734,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     breadth.add_argument(
         "--recall",
-        type=_recall,
+        type=number_in(0, 1, low_open=True, what="a recall"),
         metavar="R",
         help=f"approximate search wide enough for this recall@10 (the structure's default aims "
         f"at {PROMISED_RECALL} with a margin; 1 searches exactly)",
@@ -747,7 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument(
         "--min-score",
-        type=_score,
+        type=number_in(-1, 1, what="a cosine similarity"),
         metavar="S",
         help="only results at least this similar (cosine similarity, -1..1)",
     )
@@ -769,7 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     duplicates.add_argument("--index", required=True, metavar="DIR", help="index folder")
     duplicates.add_argument(
         "--threshold",
-        type=_score,
+        type=number_in(-1, 1, what="a cosine similarity"),
         default=0.95,
         metavar="T",
         help="cosine similarity from which two photos are near-copies",

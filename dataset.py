@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from parallel.ray_pool import RayRunError
-from terminal.arguments import HelpFormatter, non_negative_float, positive_int
+from terminal.arguments import HelpFormatter, non_negative_float, number_in, positive_int
 from translation.errors import TranslationError
 from translation.readers import DEFAULT_COLUMN
 from translation.translator import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TRANSLATOR
@@ -123,16 +123,6 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {text}")
-    return value
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
@@ -167,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--eval-output", metavar="FILE", help="evaluation pairs file")
     data.add_argument(
         "--eval-fraction",
-        type=_fraction,
+        type=number_in(0, 1, low_open=True, high_open=True, what="a fraction"),
         metavar="F",
         help="about this fraction of the images (COCO) or captions goes to --eval-output",
     )

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from inference.loading import ModelSpec
+from inference.image_path import load_image_model
+from inference.loading import ModelSpec, load_model
 from search.embedding import EmbeddedImages, embed_images
 
 Progress = Callable[[int], object]
@@ -18,6 +19,9 @@ Warn = Callable[[str], object]
 
 
 class Engine(Protocol):
+    def load_model(self, spec: ModelSpec):
+        """The model this engine's update embeds with (and takes the fingerprint and width of)."""
+
     def embed(
         self,
         model,
@@ -34,10 +38,17 @@ class Engine(Protocol):
 
 @dataclass(frozen=True)
 class LocalEngine:
-    """`embed_images` in this process; `options` are its keyword options (decoding choices)."""
+    """`embed_images` in this process; `options` are its keyword options (decoding choices).
+    `fastest_path` loads the model on the image path `choose_image_path` picks (int8 where exact
+    enough); without it, in float32 on the backend `choose_backend` picks, as indexes were made
+    before that rule."""
 
     batch_size: int = 32
     options: Mapping[str, object] = field(default_factory=dict)
+    fastest_path: bool = True
+
+    def load_model(self, spec: ModelSpec):
+        return load_image_model(spec) if self.fastest_path else load_model(spec)
 
     def embed(self, model, spec, paths, index_folder, progress, warn) -> EmbeddedImages:
         return embed_images(
@@ -57,6 +68,10 @@ class RayEngine:
     address: str | None = None
     gpus_per_worker: float | None = None
     reduced_decode: bool = False  # large JPEGs decoded at a reduced DCT scale, as locally
+
+    def load_model(self, spec: ModelSpec):
+        # The driver's copy gives the fingerprint and width; the workers load float32 as it does.
+        return load_model(spec)
 
     def embed(self, model, spec, paths, index_folder, progress, warn) -> EmbeddedImages:
         from search.ray_engine import RayOptions, embed_image_files_ray

@@ -86,9 +86,8 @@ class ModelMismatchError(WrongModelError):
         model = f" (model {built_with!r})" if built_with else ""
         super().__init__(
             f"the model's {difference.describe()} differ from those index {index} was built "
-            f"with{model}{older}; its rows and this model's embeddings cannot be mixed: re-embed "
-            "every image with `cli.py index FOLDER --index INDEX --reembed`, or use the model "
-            "the index was built with"
+            f"with{model}{older}; its rows and this model's embeddings cannot be mixed: embed "
+            "every image again with this model, or use the model the index was built with"
         )
 
 

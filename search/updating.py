@@ -17,7 +17,6 @@ from inference.embedding_model import (
     embedding_width,
     fingerprint,
 )
-from inference.image_path import fastest_image_spec
 from inference.loading import ModelSpec, load_model, spec_for_index
 from search.ann import ann_file_name, update_ann
 from search.calibration import caption_queries_or_rows
@@ -184,8 +183,8 @@ def update_index(
             summary = UpdateSummary(len(files), unchanged=len(files))
             summary.described = len(undescribed)
         else:
-            # Only images are embedded here: on the fastest path that stays exact enough.
-            model = model if model is not None else load_model(fastest_image_spec(spec))
+            # Only images are embedded here: on the engine's image path (search/engines.py).
+            model = model if model is not None else engine.load_model(spec)
             recorded = fingerprint(model)
             width = embedding_width(model)
             if old and not reembed:

@@ -35,3 +35,25 @@ def non_negative_float(text: str, unit: str = "a number") -> float:
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be {unit} >= 0, got {text}")
     return value
+
+
+def number_in(
+    low: float, high: float, *, low_open: bool = False, high_open: bool = False, what: str
+):
+    """An argparse type for a number between `low` and `high`, each bound included unless it is
+    open; the refusal names the range in the option's own terms."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (above and below):  # both false for nan
+            lower = f"above {low:g}" if low_open else f"at least {low:g}"
+            upper = f"below {high:g}" if high_open else f"at most {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {what} {lower} and {upper}, got {text}")
+        return value
+
+    return parse

@@ -31,6 +31,7 @@ from search.fingerprint import ModelMismatchError
 from search.image_index import load_index
 from web import callbacks
 from web.engine import AppInputError, describe_age, index_summary, load_app_model
+from web.errors import describe
 from web.page import about_text
 from web.thumbnails import THUMBNAIL_SIZE, ThumbnailFiles, ThumbnailRefused, thumbnail_id
 
@@ -73,8 +74,9 @@ def test_loads_the_index_model_and_refuses_another(tmp_path, setup, page_model) 
     model_dir, _, index = setup
     assert page_model.source == str(model_dir.resolve())
     other = save_tiny_model_folder(tmp_path / "other", seed=1)
-    with pytest.raises(ModelMismatchError, match="image tower.*--reembed"):
+    with pytest.raises(ModelMismatchError, match="image tower") as refused:
         load_app_model(str(other), None, index)
+    assert "without --model" in describe(refused.value)  # the page's own words
     moved = shutil.copytree(model_dir, tmp_path / "moved")  # the same model elsewhere: accepted
     assert load_app_model(str(moved), None, index).source == str(moved.resolve())
     with pytest.raises(NoIndexError, match="no index in"):

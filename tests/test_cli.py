@@ -10,11 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import huggingface_hub.utils
-import huggingface_hub.utils.logging
 import numpy as np
 import pytest
-import transformers.utils.logging
 from builders import (
     replace_model_code,
     retype_model_folder,
@@ -27,6 +24,7 @@ from PIL import Image
 from transformers import AutoModel
 
 import cli
+from inference import loading
 from search import image_index
 from turkish_clip.configuration_turkish_clip import check_templates
 
@@ -34,20 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ["bir {} fotoğrafı", "{} içeren bir resim"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def restore_library_logging():
-    """cli.main quiets transformers for the whole process; other test modules expect defaults."""
-    verbosity = transformers.utils.logging.get_verbosity()
-    hub_verbosity = huggingface_hub.utils.logging.get_verbosity()
-    bars = transformers.utils.logging.is_progress_bar_enabled()
-    hub_bars = not huggingface_hub.utils.are_progress_bars_disabled()
-    yield
-    transformers.utils.logging.set_verbosity(verbosity)
-    huggingface_hub.utils.logging.set_verbosity(hub_verbosity)
-    if bars:
-        transformers.utils.logging.enable_progress_bar()
-    if hub_bars:
-        huggingface_hub.utils.enable_progress_bars()
+pytestmark = pytest.mark.usefixtures("restore_library_logging")
 
 
 @pytest.fixture(scope="module")
@@ -191,17 +176,23 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> dict:
     from search import engines, updating
 
     seen = {"loads": 0, "images": []}
-    load, embed = updating.load_model, engines.embed_images
+    load, engine_load = updating.load_model, engines.LocalEngine.load_model
+    embed = engines.embed_images
 
     def counting_load(*args, **kwargs):
         seen["loads"] += 1
         return load(*args, **kwargs)
 
+    def counting_engine_load(*args, **kwargs):
+        seen["loads"] += 1
+        return engine_load(*args, **kwargs)
+
     def counting_embed(model, paths, *args, **kwargs):
         seen["images"] += [Path(path) for path in paths]
         return embed(model, paths, *args, **kwargs)
 
-    monkeypatch.setattr(updating, "load_model", counting_load)
+    monkeypatch.setattr(updating, "load_model", counting_load)  # a model checked, not used
+    monkeypatch.setattr(engines.LocalEngine, "load_model", counting_engine_load)
     monkeypatch.setattr(engines, "embed_images", counting_embed)
     return seen
 
@@ -222,7 +213,9 @@ def test_index_embeds_every_image_and_skips_unreadable(capsys, tmp_path, photos,
     assert files[0]["size"] == (photos / "a.png").stat().st_size
     embeddings = np.load(index / meta["embeddings"])
     assert embeddings.dtype == np.float32 and embeddings.shape == (4, 16)
-    expected = model.encode_image([photos / path for path in paths], return_numpy=True)
+    # By default a folder without ONNX files embeds on torch int8 (checked against float32 first).
+    int8 = loading.load_model(str(model_dir), int8=True)
+    expected = int8.encode_image([photos / path for path in paths], return_numpy=True)
     np.testing.assert_allclose(embeddings, expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
 
@@ -242,7 +235,8 @@ def test_search_by_image_finds_itself_first(capsys, tmp_path, photos, model_dir)
 
 def test_search_by_text_ranks_by_cosine(capsys, tmp_path, photos, model_dir, model) -> None:
     index = tmp_path / "index"
-    assert run(capsys, "index", photos, "--index", index, "--model", model_dir)[0] == 0
+    argv = ["index", photos, "--index", index, "--model", model_dir, "--exact-decode"]  # float32
+    assert run(capsys, *argv)[0] == 0
     code, out, _ = run(
         capsys, "search", "sahilde koşan bir köpek", "--index", index, "--top-k", 2, "--json"
     )
@@ -331,7 +325,7 @@ def test_index_refuses_another_model(capsys, tmp_path, photos, model_dir) -> Non
         assert code == 1 and out == ""
         errors = [line for line in err.splitlines() if not line.startswith("skipped: ")]
         assert len(errors) == 1 and str(model_dir.resolve()) in errors[0]
-        assert errors[0].startswith("error: ") and "--reembed" in errors[0]
+        assert errors[0].startswith("error: ") and f"--index {index} --reembed" in errors[0]
     # The same model in another place is accepted, and recorded for the next runs.
     moved = shutil.copytree(model_dir, tmp_path / "moved")
     code, out, _ = run(capsys, "index", photos, "--index", index, "--model", moved)
@@ -752,7 +746,8 @@ def test_duplicates_prints_groups_as_json_lines_and_deletes_nothing(capsys, tmp_
     assert out.splitlines()[-1] == "1 groups of near-duplicates at threshold 0.999"
     assert len(list(photos.rglob("*.*"))) == 5  # nothing deleted
     code, _, err = run(capsys, "duplicates", "--index", index, "--threshold", 2)
-    assert code == 2 and "cosine similarity from -1 to 1" in err  # argparse's usage error
+    # argparse's usage error
+    assert code == 2 and "a cosine similarity at least -1 and at most 1, got" in err
     code, _, err = run(capsys, "duplicates", "--index", tmp_path / "yok")
     assert code == 1 and "no index in" in err and "cli.py index FOLDER" in err
 
@@ -830,35 +825,38 @@ def test_exact_decode_reproduces_the_sequential_full_decode_rows_bit_for_bit(
 def test_index_picks_the_fastest_exact_enough_image_path(
     capsys, tmp_path, photos, model_dir, tiny_onnx_dir, monkeypatch
 ) -> None:
-    from search import updating
+    from inference.embedding_model import backend_name
+    from search import engines
 
     loads = []
-    load = updating.load_model
+    load = engines.LocalEngine.load_model
 
-    def recording_load(spec):
-        model = load(spec)
-        loads.append((type(model).__name__, spec.backend, spec.int8))
+    def recording_load(engine, spec):
+        model = load(engine, spec)
+        loads.append(backend_name(model))
         return model
 
-    monkeypatch.setattr(updating, "load_model", recording_load)
+    monkeypatch.setattr(engines.LocalEngine, "load_model", recording_load)
     index = tmp_path / "index"
     for flags, expected in [
-        ([], ("OnnxTurkishCLIP", "onnx", True)),  # the folder has verified int8 ONNX files
-        (["--backend", "torch"], ("TurkishCLIPModel", "torch", False)),
-        (["--backend", "torch", "--int8"], ("TurkishCLIPModel", "torch", True)),
-        (["--backend", "onnx"], ("OnnxTurkishCLIP", "onnx", False)),
+        ([], "onnxruntime int8"),  # the folder has verified int8 ONNX files
+        (["--backend", "torch"], "torch float32 on cpu"),
+        (["--backend", "torch", "--int8"], "torch int8 on cpu"),
+        (["--backend", "onnx"], "onnxruntime float32"),
+        (["--exact-decode"], "onnxruntime float32"),  # as before the rule: float32, its backend
     ]:
         noise_image(photos / f"new{len(loads)}.png", 100 + len(loads))  # something to embed
         argv = ["index", photos, "--index", index, "--model", tiny_onnx_dir]
         code, out, err = run(capsys, *argv, *flags)
         assert code == 0, err
         assert loads[-1] == expected
-    # Each run updated the same index: the four paths share its fingerprint.
+    # Each run updated the same index: the paths share its fingerprint.
     assert "1 added" in out
-    # Without ONNX files: torch float32.
-    code, _, err = run(capsys, "index", photos, "--index", tmp_path / "torch", "--model", model_dir)
-    assert code == 0, err
-    assert loads[-1] == ("TurkishCLIPModel", "torch", False)
+    # Without ONNX files: torch int8, checked against float32 first; float32 with --exact-decode.
+    argv = ["index", photos, "--index", tmp_path / "torch", "--model", model_dir]
+    assert run(capsys, *argv)[0] == 0 and loads[-1] == "torch int8 on cpu"
+    noise_image(photos / "last.png", 99)
+    assert run(capsys, *argv, "--exact-decode")[0] == 0 and loads[-1] == "torch float32 on cpu"
 
 
 def test_each_command_says_once_which_backend_computes(

@@ -6,11 +6,8 @@ import json
 import os
 from pathlib import Path
 
-import huggingface_hub.utils
-import huggingface_hub.utils.logging
 import numpy as np
 import pytest
-import transformers.utils.logging
 from builders import SIGLIP_LOGIT_BIAS, noise_image, save_tiny_siglip_model_folder
 from transformers import AutoModel
 
@@ -20,20 +17,7 @@ from search.image_index import load_index
 LABELS = ["kedi", "köpek", "deniz", "araba"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def restore_library_logging():
-    """cli.main quiets transformers for the whole process; other test modules expect defaults."""
-    verbosity = transformers.utils.logging.get_verbosity()
-    hub_verbosity = huggingface_hub.utils.logging.get_verbosity()
-    bars = transformers.utils.logging.is_progress_bar_enabled()
-    hub_bars = not huggingface_hub.utils.are_progress_bars_disabled()
-    yield
-    transformers.utils.logging.set_verbosity(verbosity)
-    huggingface_hub.utils.logging.set_verbosity(hub_verbosity)
-    if bars:
-        transformers.utils.logging.enable_progress_bar()
-    if hub_bars:
-        huggingface_hub.utils.enable_progress_bars()
+pytestmark = pytest.mark.usefixtures("restore_library_logging")
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +54,8 @@ def sigmoid_scores(model, image: Path, labels: list[str]) -> np.ndarray:
 
 def test_an_index_built_with_a_siglip_student_searches(capsys, tmp_path, photos, model_dir, model):
     index = tmp_path / "index"
-    code, out, _ = run(capsys, "index", photos, "--index", index, "--model", model_dir, "-q")
+    argv = ["index", photos, "--index", index, "--model", model_dir, "-q", "--exact-decode"]
+    code, out, _ = run(capsys, *argv)  # float32, as the model below
     assert code == 0 and "4 images" in out
     built = load_index(index)
     paths = [photos / entry["path"] for entry in built.files]
@@ -131,7 +116,8 @@ def test_the_ray_engine_writes_the_same_index(capsys, tmp_path, photos, model_di
     try:
         local, distributed = tmp_path / "local", tmp_path / "ray"
         base = ["index", photos, "--model", model_dir, "--batch-size", 3, "-q"]
-        assert run(capsys, *base, "--index", local)[0] == 0
+        # Ray's workers embed in float32, as the local engine does on --backend torch.
+        assert run(capsys, *base, "--index", local, "--backend", "torch")[0] == 0
         assert run(capsys, *base, "--index", distributed, "--engine", "ray")[0] == 0
     finally:
         ray.shutdown()

@@ -5,11 +5,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from builders import noise_image
+from torch.nn.functional import normalize
 
+from conversion import onnx_export
 from inference import loading
-from inference.image_path import ImagePath, choose_image_path
-from inference.loading import load_model
+from inference.image_path import (
+    ImagePath,
+    check_pixels,
+    choose_image_path,
+    int8_image_cosine,
+    load_image_model,
+)
+from inference.loading import ModelSpec, load_model
 from search.embedding import embed_images
 from search.fingerprint import model_fingerprint
 
@@ -17,15 +26,41 @@ PATHS = [ImagePath("torch", False), ImagePath("torch", True), ImagePath("onnx", 
 PATHS += [ImagePath("onnx", True)]
 
 
-def test_default_is_onnx_int8_then_onnx_float32_then_torch_float32(tmp_path, tiny_onnx_dir):
+def test_default_is_onnx_int8_else_torch_int8(tmp_path, tiny_onnx_dir):
     assert choose_image_path(str(tiny_onnx_dir)) == ImagePath("onnx", True)
     no_int8 = tmp_path / "no-int8"
     shutil.copytree(tiny_onnx_dir, no_int8)
     (no_int8 / "onnx" / "vision_model_quantized.onnx").unlink()
-    assert choose_image_path(str(no_int8)) == ImagePath("onnx", False)
+    assert choose_image_path(str(no_int8)) == ImagePath("torch", True)
     shutil.rmtree(no_int8 / "onnx")
-    assert choose_image_path(str(no_int8)) == ImagePath("torch", False)
-    assert choose_image_path("someone/turkish-clip") == ImagePath("torch", False)
+    assert choose_image_path(str(no_int8)) == ImagePath("torch", True)
+    assert choose_image_path("someone/turkish-clip") == ImagePath("torch", True)
+
+
+def test_torch_int8_is_used_only_where_its_check_passes(tmp_path, tiny_onnx_dir, monkeypatch):
+    folder = tmp_path / "fp32-onnx-only"
+    shutil.copytree(tiny_onnx_dir, folder)
+    (folder / "onnx" / "vision_model_quantized.onnx").unlink()
+    spec = ModelSpec(str(folder))
+    model = load_image_model(spec)
+    assert model.is_int8  # the tiny model's int8 image embeddings pass the bound
+    # The check measures what the int8 path gives: the same cosine as two separate loads.
+    fp32 = load_model(str(folder), backend="torch")
+    int8 = load_model(str(folder), backend="torch", int8=True)
+    pixels = check_pixels(fp32)
+    with torch.inference_mode():
+        rows = [normalize(m.embed_pixel_values(pixels), dim=-1) for m in (fp32, int8)]
+    expected = float((rows[0] * rows[1]).sum(-1).min())
+    assert int8_image_cosine(fp32) == pytest.approx(expected, abs=1e-6)
+    assert 0.995 <= expected < 1
+    # Below the bound: float32 on the backend choose_backend picks (here the float32 ONNX files).
+    monkeypatch.setattr(onnx_export, "INT8_MIN_COSINE", 1.5)
+    assert type(load_image_model(spec)).__name__ == "OnnxTurkishCLIP"
+    shutil.rmtree(folder / "onnx")
+    fallback = load_image_model(spec)
+    assert type(fallback).__name__ == "TurkishCLIPModel" and not fallback.is_int8
+    # A named backend or int8 is loaded as named, unchecked.
+    assert not load_image_model(ModelSpec(str(folder), backend="torch")).is_int8
 
 
 def test_named_backend_or_int8_is_honoured(tiny_onnx_dir):

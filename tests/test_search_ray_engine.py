@@ -87,7 +87,8 @@ def test_index_with_ray_writes_the_local_engines_index_and_updates_incrementally
 ) -> None:
     local, ray = tmp_path / "local.index", tmp_path / "ray.index"
     base = ["index", photos, "--model", model_dir, "--batch-size", BATCH, "-q"]
-    assert cli.main([str(arg) for arg in [*base, "--index", local]]) == 0
+    # Ray's workers embed in float32, as the local engine does on --backend torch.
+    assert cli.main([str(arg) for arg in [*base, "--index", local, "--backend", "torch"]]) == 0
     assert cli.main([str(arg) for arg in [*base, "--index", ray, "--engine", "ray"]]) == 0
     out = capsys.readouterr().out
     assert out.count("8 images (8 added, 0 updated, 0 removed, 0 unchanged, 1 unreadable)") == 2

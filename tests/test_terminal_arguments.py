@@ -9,6 +9,7 @@ import cli
 import dataset
 import hub_upload
 import train
+from terminal.arguments import number_in
 
 
 def _parsers() -> list[tuple[str, argparse.ArgumentParser]]:
@@ -58,3 +59,26 @@ def test_help_shows_the_defaults_named_in_the_options(capsys) -> None:
     ]:
         assert cli.main(argv) == 0
         assert expected in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    "kind, accepted, refused",
+    [
+        (number_in(0, 1, low_open=True, what="a recall"), ["1", "0.5", "1e-9"], ["0", "1.01"]),
+        (number_in(-1, 1, what="a cosine similarity"), ["-1", "1", "0"], ["-1.5", "2"]),
+        (number_in(0, 1, low_open=True, high_open=True, what="a fraction"), ["0.1"], ["0", "1"]),
+    ],
+)
+def test_number_in_keeps_its_bounds(kind, accepted: list[str], refused: list[str]) -> None:
+    assert [kind(text) for text in accepted] == [float(text) for text in accepted]
+    for text in [*refused, "nan", "inf", "many", ""]:
+        with pytest.raises(argparse.ArgumentTypeError, match=f"got {text}$"):
+            kind(text)
+
+
+def test_number_in_names_the_range_in_its_refusal(capsys) -> None:
+    assert cli.main(["search", "kedi", "--recall", "0"]) == 2
+    assert "--recall: must be a recall above 0 and at most 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        dataset.build_parser().parse_args(["translate", "--eval-fraction", "1"])
+    assert "must be a fraction above 0 and below 1, got 1" in capsys.readouterr().err

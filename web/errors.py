@@ -18,7 +18,8 @@ from search.errors import (
 from search.fingerprint import ModelMismatchError
 
 HINTS = {
-    ModelMismatchError: None,  # its message says what to do
+    ModelMismatchError: "start the page without --model to use the index's own model, or "
+    "embed every image again with `python cli.py index FOLDER --index INDEX --reembed`",
     RevisionOfFolderError: "drop --revision",
     UntrustedCodeError: "the page loads Turkish CLIP models only",
     NoDefaultModelError: "start the page with --model FOLDER_OR_HUB_ID",
@@ -45,7 +46,7 @@ def describe(error: BaseException) -> str:
     if isinstance(error, (SearchError, ModelChoiceError)):
         for kind, hint in HINTS.items():
             if isinstance(error, kind):
-                return message if hint is None else f"{message} ({hint})"
+                return f"{message} ({hint})"
     return message
 
 
