@@ -3,6 +3,7 @@ settings against a running page, results downloaded (thumbnails included), uploa
 after use, and previews of large photos decoded reduced."""
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +180,39 @@ def test_the_footer_lists_the_endpoints_that_work(client) -> None:
     """A gallery click (similar photos) needs the page; the HTTP API's image_id does it."""
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert set(endpoints) == {"/by_text", "/by_upload", "/duplicates", "/classify", "/preview"}
+
+
+def test_files_the_page_made_are_swept_once_old_and_examples_stay(tmp_path, monkeypatch) -> None:
+    """Gradio keeps every upload and preview until the server stops, unless swept by age: an
+    upload that no button ever uses (a client's /upload alone) is gone too. Examples stay."""
+    from gradio_client import Client, handle_file
+
+    from web import page
+
+    monkeypatch.setattr(page, "CACHE_SWEEP", (1, 1))  # every second, files over a second old
+    uploads = tmp_path / "gradio-uploads"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))
+    _, photos, index = indexed_folder(tmp_path)
+    running = serve_page(load_for_page(index), examples=[photos / "kedi.jpg"])
+    try:
+        examples = {path for path in uploads.rglob("*") if path.is_file()}
+        assert examples  # Gradio's copies of the example
+        # The client downloads into GRADIO_TEMP_DIR too unless told otherwise: elsewhere here.
+        client = Client(running.url, verbose=False, download_files=str(tmp_path / "downloads"))
+        client.predict(handle_file(photos / "deniz.png"), api_name="/preview")
+
+        def holding_bytes() -> set[Path]:
+            # Gradio's upload parser also leaves an empty temporary file per upload, untracked.
+            files = {path for path in uploads.rglob("*") if path.is_file()} - examples
+            return {path for path in files if path.stat().st_size > 0}
+
+        assert len(holding_bytes()) >= 2  # the upload and its preview
+        deadline = time.monotonic() + 20
+        while holding_bytes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not holding_bytes()
+        assert all(path.exists() for path in examples)
+        _, message = client.predict(handle_file(photos / "deniz.png"), api_name="/preview")
+        assert message == ""  # and the page goes on serving
+    finally:
+        running.stop()

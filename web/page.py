@@ -12,6 +12,9 @@ from web.uploads import UsedUploads
 DEFAULT_TOP_K = 12
 MAX_TOP_K = 100
 DEFAULT_LABELS = "kedi, köpek, araba, deniz, insan"
+# Every 10 minutes, files the page made (uploads, previews) over an hour ago are deleted: a
+# client that uploads without ever using the file would otherwise fill the disk. Examples stay.
+CACHE_SWEEP = (600, 3600)
 
 
 def build_page(app: AppModel, files: ThumbnailFiles | None, examples: list[Path]):
@@ -19,7 +22,7 @@ def build_page(app: AppModel, files: ThumbnailFiles | None, examples: list[Path]
     import gradio as gr
 
     used = UsedUploads(upload_folder())
-    with gr.Blocks(title="Turkish CLIP") as page:
+    with gr.Blocks(title="Turkish CLIP", delete_cache=CACHE_SWEEP) as page:
         gr.Markdown("# Turkish CLIP")
         with gr.Tabs():
             if files is not None:
@@ -28,10 +31,12 @@ def build_page(app: AppModel, files: ThumbnailFiles | None, examples: list[Path]
                 with gr.Tab("Duplicates", id="duplicates"):
                     _duplicates_tab(gr, app, files)
             with gr.Tab("Classify", id="classify"):
-                _classify_tab(gr, app, examples, used)
+                classify_upload = _classify_tab(gr, app, examples, used)
             with gr.Tab("About", id="about"):
                 gr.Markdown(about_text(app), elem_id="about")
-    used.protect_existing()  # the examples' copies
+    # Gradio's copies of the examples are already there. Gradio's age sweep spares the files in
+    # a component's keep_in_cache, but files given as examples of a gr.File never get there.
+    classify_upload.keep_in_cache.update(used.protect_existing())
     return page
 
 
@@ -155,7 +160,8 @@ def _duplicates_tab(gr, app: AppModel, files: ThumbnailFiles) -> None:
     button.click(duplicates, [threshold], [gallery, message])
 
 
-def _classify_tab(gr, app: AppModel, examples: list[Path], used: UsedUploads) -> None:
+def _classify_tab(gr, app: AppModel, examples: list[Path], used: UsedUploads):
+    """The Classify tab's components and events; gives its upload component."""
     with gr.Row():
         with gr.Column():
             upload = gr.File(
@@ -192,6 +198,7 @@ def _classify_tab(gr, app: AppModel, examples: list[Path], used: UsedUploads) ->
 
     upload.change(preview, [upload], [shown, message])
     button.click(classify, [upload, labels, template], [result, message])
+    return upload
 
 
 def about_text(app: AppModel) -> str:

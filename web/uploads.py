@@ -1,8 +1,9 @@
 """Uploads the page has used, kept on disk only while they may be used again.
 
 Gradio keeps every upload in its upload folder (GRADIO_TEMP_DIR, /tmp/gradio by default) until
-the server stops. The page opens an upload once or twice (Classify previews it, then classifies
-it), so only the uploads used last are kept: older ones are deleted as new ones are used.
+its age sweep (web/page.py's CACHE_SWEEP) or the server's stop. The page opens an upload once or
+twice (Classify previews it, then classifies it), so only the uploads used last are kept: older
+ones are deleted as new ones are used.
 """
 
 import threading
@@ -18,15 +19,18 @@ class UsedUploads:
     """The most recently used uploads; the ones used before them are deleted."""
 
     def __init__(self, folder: Path, keep: int = MAX_KEPT_UPLOADS):
-        self.folder = Path(folder).resolve()
+        self.given_folder = Path(folder)
+        self.folder = self.given_folder.resolve()
         self.keep = keep
         self._used: OrderedDict[Path, None] = OrderedDict()
         self._lock = threading.Lock()
         self._since_ns = time.time_ns()
 
-    def protect_existing(self) -> None:
-        """Files already in the folder (the examples Gradio copied there) are never deleted."""
+    def protect_existing(self) -> set[str]:
+        """Files already in the folder (the examples Gradio copied there) are never deleted;
+        gives their paths as Gradio names them (under the folder as given, unresolved)."""
         self._since_ns = time.time_ns()
+        return {str(path) for path in self.given_folder.rglob("*") if path.is_file()}
 
     def used(self, path: str | None) -> None:
         """Records that a callback opened `path`; deletes the uploads used before the last few.
