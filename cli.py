@@ -39,6 +39,7 @@ from search.ann import (
     DEFAULT_ANN_THRESHOLD,
     PROMISED_RECALL,
     ANNError,
+    NoFaissError,
     nprobe_for_recall,
     rebuild_ann,
 )
@@ -82,6 +83,7 @@ HINTS = {
     "--model MODEL`, or use another --index folder",
     WrongFolderError: "use another --index folder",
     IndexLockedError: "try again later, or pass a longer --wait",
+    NoFaissError: "or search with --exact",
     ANNError: "rebuild it with `cli.py ann --index INDEX`, or search with --exact",
     RayRunError: "finished batches are kept: run the same command again to resume",
 }

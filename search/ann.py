@@ -55,6 +55,10 @@ class ANNFileError(ANNError):
     """A structure file that is unreadable or disagrees with its index; the message names it."""
 
 
+class NoFaissError(ANNError):
+    """FAISS is not installed: approximate search is unavailable, exact search is not."""
+
+
 class NoIndexForANNError(ANNError, NoIndexError):
     """No index to build a structure for."""
 
@@ -247,9 +251,8 @@ def _faiss():
     try:
         import faiss
     except ImportError as error:
-        raise ANNError(
-            f"approximate search needs FAISS ({error}): pip install faiss-cpu, or search with "
-            "--exact"
+        raise NoFaissError(
+            f"approximate search needs FAISS ({error}): pip install faiss-cpu"
         ) from None
     return faiss
 

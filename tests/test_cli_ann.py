@@ -2,6 +2,7 @@
 that `index` builds past --ann-threshold, `search --exact` and `search --queries`."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,18 @@ def test_ann_on_a_missing_or_corrupt_index_and_a_corrupt_structure(
     (folder / "meta.json").write_text("{not json")
     code, _, err = run(capsys, "ann", "--index", folder)
     assert code == 1 and err.startswith(f"error: index {folder} is damaged:")
+
+
+def test_without_faiss_the_structure_is_refused_and_exact_search_works(
+    capsys, monkeypatch, tmp_path, photos, model_dir
+) -> None:
+    folder = tmp_path / "photos.index"
+    build(capsys, photos, folder, model_dir, "--ann-threshold", 1)
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` raises ImportError
+    code, out, err = run(capsys, "search", "kedi", "--index", folder)
+    assert (code, out) == (1, "") and err.startswith("error: approximate search needs FAISS")
+    assert err.endswith(": pip install faiss-cpu (or search with --exact)\n")
+    assert run(capsys, "search", "kedi", "--index", folder, "--exact")[0] == 0
 
 
 @pytest.mark.parametrize(
