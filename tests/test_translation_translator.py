@@ -2,6 +2,7 @@
 alone; M2M100 gets the source language on the tokenizer and the target language forced as the
 first token; unknown models and language codes are refused by name."""
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,12 @@ def test_a_model_that_is_not_a_translator_is_refused_by_its_type(tmp_path):
     with pytest.raises(TranslationError, match=r"'bert' model is not a sequence-to-sequence"):
         Translator(TranslatorSettings(str(folder)))
     assert torch.get_default_dtype() == torch.float32
+
+
+def test_loading_marian_gives_no_advice_that_changes_nothing(tmp_path):
+    """MarianTokenizer advises installing sacremoses, whose normaliser it never applies."""
+    folder = save_tiny_marian(tmp_path / "marian")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Translator(TranslatorSettings(str(folder)))
+    assert not [warning for warning in caught if "sacremoses" in str(warning.message)]

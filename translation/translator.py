@@ -8,6 +8,7 @@ and force the target language's token as the first generated one, as those model
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,7 +60,14 @@ class Translator:
                 f"{settings.model}: a {config.model_type!r} model is not a sequence-to-sequence "
                 "translator (use a Marian, NLLB-200 or M2M100 checkpoint)"
             )
-        self.tokenizer = AutoTokenizer.from_pretrained(settings.model, revision=settings.revision)
+        with warnings.catch_warnings():
+            # MarianTokenizer advises installing sacremoses for Moses punctuation normalisation,
+            # but never applies that normaliser when tokenising (transformers 4.57 and 5.x):
+            # the advice changes nothing, so it is not passed on.
+            warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                settings.model, revision=settings.revision
+            )
         self.generate_options = {"max_new_tokens": settings.max_new_tokens}
         if settings.num_beams is not None:
             self.generate_options["num_beams"] = settings.num_beams
