@@ -35,6 +35,7 @@ from inference.loading import (
     load_model,
     load_pipeline,
 )
+from parallel.ray_pool import RayResourcesError
 from search.ann import (
     DEFAULT_ANN_THRESHOLD,
     PROMISED_RECALL,
@@ -86,6 +87,7 @@ HINTS = {
     NoFaissError: "or search with --exact",
     ANNError: "rebuild it with `cli.py ann --index INDEX`, or search with --exact",
     RayRunError: "finished batches are kept: run the same command again to resume",
+    RayResourcesError: "lower --gpus-per-worker, or leave it out to use what the cluster has",
 }
 
 
@@ -807,7 +809,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except CLIError as error:
         print(f"error: {printable(error)}", file=sys.stderr)
-    except (SearchError, ModelChoiceError, RayRunError) as error:
+    except (SearchError, ModelChoiceError, RayRunError, RayResourcesError) as error:
         index = getattr(args, "index", None)
         print(f"error: {printable(worded(error, index))}", file=sys.stderr)
     except (OSError, ValueError, TypeError) as error:  # from loading models and reading files

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from parallel.ray_pool import RayRunError
+from parallel.ray_pool import RayResourcesError, RayRunError
 from terminal.arguments import HelpFormatter, non_negative_float, number_in, positive_int
 from translation.errors import TranslationError
 from translation.readers import DEFAULT_COLUMN
@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_translate(args)
     except RayRunError as error:
         print(f"error: {_one_line(error)}; run the same command again to resume", file=sys.stderr)
+    except RayResourcesError as error:
+        print(f"error: {_one_line(error)} (lower --gpus-per-worker)", file=sys.stderr)
     except (ValueError, OSError, ImportError) as error:  # TranslationError is a ValueError
         print(f"error: {_one_line(error)}", file=sys.stderr)
     except KeyboardInterrupt:

@@ -22,6 +22,10 @@ class RayRunError(RuntimeError):
     """A task or actor failed; finished work stays on disk for the next run."""
 
 
+class RayResourcesError(ValueError):
+    """A worker asks for more of a resource than the Ray cluster has."""
+
+
 @dataclass
 class RayOptions:
     address: str | None = None  # None: a Ray on this machine
@@ -89,9 +93,8 @@ def pool_sizes(options: RayOptions) -> tuple[float, int, int]:
     if gpus is None:
         gpus = 1.0 if cluster_gpus else 0.0
     if gpus > cluster_gpus:
-        raise ValueError(
-            f"--gpus-per-worker {gpus:g} asks for more GPUs than the Ray cluster has "
-            f"({cluster_gpus:g})"
+        raise RayResourcesError(
+            f"each worker asks for {gpus:g} GPUs, more than the Ray cluster has ({cluster_gpus:g})"
         )
     if gpus > 0:
         return gpus, max(1, int(cluster_gpus // gpus)), 1

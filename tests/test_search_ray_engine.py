@@ -123,7 +123,10 @@ def test_more_gpus_per_worker_than_the_cluster_has_is_a_clear_error(
     argv += ["--engine", "ray", "--gpus-per-worker", "1", "-q"]
     assert cli.main([str(arg) for arg in argv]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error == "error: --gpus-per-worker 1 asks for more GPUs than the Ray cluster has (0)"
+    assert error == (
+        "error: each worker asks for 1 GPUs, more than the Ray cluster has (0) "
+        "(lower --gpus-per-worker, or leave it out to use what the cluster has)"
+    )
 
 
 def test_reduced_decoding_reaches_the_ray_workers(tmp_path, model_dir) -> None:

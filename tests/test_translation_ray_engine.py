@@ -46,3 +46,20 @@ def test_a_bad_language_is_refused_before_any_worker_starts(tmp_path):
     model = save_tiny_marian(tmp_path / "marian")
     with pytest.raises(TranslationError, match="takes no --source-lang/--target-lang"):
         RayEngine(TranslatorSettings(str(Path(model)), target_lang="tur_Latn"))
+
+
+def test_more_gpus_than_the_cluster_has_are_refused_in_the_commands_words(tmp_path, capsys):
+    model = save_tiny_marian(tmp_path / "marian")
+    source = tmp_path / "captions.txt"
+    source.write_text("\n".join(english_captions(4, seed=3)), encoding="utf-8")
+    argv = ["translate", "--input", str(source), "--output", str(tmp_path / "pairs.tsv")]
+    argv += ["--model", str(model), "--engine", "ray", "--gpus-per-worker", "2", "-q"]
+    assert dataset.main(argv) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == (
+        "error: each worker asks for 2 GPUs, more than the Ray cluster has (0) "
+        "(lower --gpus-per-worker)"
+    )
+    # Checked when the pool starts, after the outputs were opened: they hold nothing, and the
+    # progress record lets the same command with another --gpus-per-worker start from the top.
+    assert (tmp_path / "pairs.tsv").read_bytes() == b""
