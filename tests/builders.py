@@ -543,3 +543,29 @@ def without_backend_note(err: str) -> str:
     """A command's stderr without the line that says which backend computes."""
     notes = re.compile(r"model .*: (torch|onnxruntime) .*|embedding with (torch|onnxruntime) .*")
     return "".join(line for line in err.splitlines(True) if not notes.fullmatch(line.rstrip("\n")))
+
+
+# Benchmarks' smoke runs.
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(script: str, *args: str, timeout: int = 300) -> str:
+    """The standard output of `python benchmarks/<script> <args>` run from the checkout; a failed
+    run fails the test with both outputs."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, str(CHECKOUT / "benchmarks" / script), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=CHECKOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def table_rows(output: str) -> list[list[str]]:
+    """The cells of each Markdown table line ("| a | b |") of a benchmark's output, stripped."""
+    return [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in output.splitlines()
+        if line.startswith("| ")
+    ]

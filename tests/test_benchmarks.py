@@ -1,13 +1,10 @@
 """benchmarks/run.py --quick runs end to end and prints every row; speed is never asserted."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from builders import run_benchmark, table_rows
 
-ROOT = Path(__file__).resolve().parents[1]
 ROWS = (
     "text embeddings/s, encode_text",
     "image embeddings/s, get_image_features",
@@ -44,15 +41,8 @@ NUMBER = re.compile(r"\d+(?:\.\d+)?")
 @pytest.fixture(scope="module")
 def table() -> dict[str, list[str]]:
     """Cells of each table row, by measurement name, from one quick run."""
-    command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stdout + done.stderr
-    rows = {}
-    for line in done.stdout.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and len(cells) == 4 and cells[0] != "measurement":
-            rows[cells[0]] = cells[1:]
-    return rows
+    rows = table_rows(run_benchmark("run.py", "--quick"))
+    return {cells[0]: cells[1:] for cells in rows if len(cells) == 4 and cells[0] != "measurement"}
 
 
 @pytest.mark.parametrize("name", ROWS)

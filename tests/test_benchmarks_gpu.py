@@ -6,16 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from builders import run_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu.py"
 
 
 def test_quick_run_on_the_cpu_prints_every_rate() -> None:
-    command = [sys.executable, str(SCRIPT), "--quick", "--device", "cpu", "--batch-size", "4"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = run_benchmark("gpu.py", "--quick", "--device", "cpu", "--batch-size", "4").splitlines()
     assert lines[0] == "CPU, tiny model, float32, batch 4"
     names = ["text embeddings/s", "image embeddings/s", "training samples/s"]
     for tower in ("ViT-B/32", "ViT-L/14", "SigLIP 2 base"):

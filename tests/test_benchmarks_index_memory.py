@@ -2,20 +2,14 @@
 asserted."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from builders import run_benchmark
 
 
 def test_quick_run_prints_both_ways_side_by_side() -> None:
-    command = [sys.executable, str(ROOT / "benchmarks" / "index_memory.py"), "--quick"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stdout + done.stderr
     row = next(
         line
-        for line in done.stdout.splitlines()
+        for line in run_benchmark("index_memory.py", "--quick").splitlines()
         if line.startswith("| index peak resident memory, 32 photos of 1 MP |")
     )
     new, old, ratio = re.fullmatch(

@@ -1,13 +1,10 @@
 """benchmarks/indexing.py --quick runs end to end and prints every row; speed is never asserted."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from builders import run_benchmark, table_rows
 
-ROOT = Path(__file__).resolve().parents[1]
 SETS = ("12 MP", "2 MP", "640x480")
 PER_SET = (
     "today's index (full decode, torch fp32, stages in turn)",
@@ -35,16 +32,9 @@ def table(tmp_path_factory) -> dict[str, list[str]]:
     from builders import photo_like
 
     photo_like(300, 200).save(demo / "wide.jpeg", quality=90)
-    command = [sys.executable, str(ROOT / "benchmarks" / "indexing.py"), "--quick"]
-    command += ["--demo-photos", str(demo)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert done.returncode == 0, done.stdout + done.stderr
-    rows = {}
-    for line in done.stdout.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and len(cells) == 4 and cells[0] != "measurement":
-            rows[cells[0]] = cells[1:]
-    return rows
+    output = run_benchmark("indexing.py", "--quick", "--demo-photos", str(demo), timeout=600)
+    rows = table_rows(output)
+    return {cells[0]: cells[1:] for cells in rows if len(cells) == 4 and cells[0] != "measurement"}
 
 
 def find(table: dict[str, list[str]], *parts: str) -> list[str]:

@@ -1,10 +1,7 @@
 """benchmarks/search.py --quick runs end to end and prints every row; speed is never asserted."""
 
-import subprocess
-import sys
-from pathlib import Path
+from builders import run_benchmark, table_rows
 
-ROOT = Path(__file__).resolve().parents[1]
 METHODS = (
     "exact, matrix product",
     "exact, FAISS flat inner product",
@@ -16,13 +13,10 @@ METHODS = (
 
 
 def test_quick_run_prints_both_tables_with_exact_recall_of_one() -> None:
-    command = [sys.executable, str(ROOT / "benchmarks" / "search.py"), "--quick"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stdout + done.stderr
+    tables = table_rows(run_benchmark("search.py", "--quick"))
     rows = {}
-    for line in done.stdout.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and len(cells) == 7 and cells[0] in METHODS:
+    for cells in tables:
+        if len(cells) == 7 and cells[0] in METHODS:
             rows.setdefault(cells[0], []).append(cells[1:])
     assert set(rows) == set(METHODS)
     assert len(rows["exact, matrix product"]) == 2  # the main table and the candidates' table
@@ -34,11 +28,11 @@ def test_quick_run_prints_both_tables_with_exact_recall_of_one() -> None:
             if name.startswith("exact"):
                 assert float(recall) == 1.0
     assert float(rows["IVF-SQ8 (chosen)"][0][4]) >= 0.95
-    text = {}
-    for line in done.stdout.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if line.startswith("| calibrated on") and len(cells) == 5:
-            text[cells[0]] = cells[1:]
+    text = {
+        cells[0]: cells[1:]
+        for cells in tables
+        if cells[0].startswith("calibrated on") and len(cells) == 5
+    }
     assert set(text) == {"calibrated on nudged rows", "calibrated on text-like queries"}
     for build_s, nprobe, p50, recall in text.values():
         assert float(build_s) >= 0 and int(nprobe) >= 1 and float(p50) > 0

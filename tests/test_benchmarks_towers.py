@@ -2,11 +2,9 @@
 is never asserted."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from builders import run_benchmark, table_rows
+
 TOWERS = ["ViT-B/32", "ViT-L/14", "SigLIP 2 base"]
 ROWS = (
     "image tower parameters (millions)",
@@ -21,16 +19,9 @@ NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
 def test_quick_run_prints_every_row_for_the_three_towers() -> None:
-    command = [sys.executable, str(ROOT / "benchmarks" / "towers.py"), "--quick"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
-    assert "| measurement | " + " | ".join(TOWERS) + " |" in lines
-    rows = {}
-    for line in lines:
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and len(cells) == 4:
-            rows[cells[0]] = cells[1:]
+    output = run_benchmark("towers.py", "--quick", timeout=600)
+    assert "| measurement | " + " | ".join(TOWERS) + " |" in output.splitlines()
+    rows = {cells[0]: cells[1:] for cells in table_rows(output) if len(cells) == 4}
     for name in ROWS:
         assert name in rows, f"no row {name!r} in {sorted(rows)}"
         values = [float(NUMBER.fullmatch(cell).group().replace(",", "")) for cell in rows[name]]
